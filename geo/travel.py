@@ -1,0 +1,200 @@
+"""Travel time: "seconds from these origins to this point, by mode".
+
+A :class:`TravelModel` answers for many origins at once (numpy arrays in, a float64 array out)
+because ranking asks it once per incident for every volunteer in reach. Two implementations:
+
+* :class:`CrowFlyModel` (here): haversine distance x circuity / speed, per mode;
+* :class:`geo.roads.RoadModel`: shortest paths on a road graph.
+
+Both add the volunteer's *turnout*: the time from the alert to leaving, which depends on where
+the volunteer is (:class:`Situation`): nothing for a volunteer already on patrol, 1:45 at home
+(the median of smartphone-alerted responder studies). Times above ``limit_s`` come back as
+``inf``, so a bounded search never has to pretend it knows a time it did not compute.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from geo.coords import EARTH_RADIUS_M, check_latlon
+from geo.modes import CROW_FLY_SPEED_MS, DEFAULT_CIRCUITY, Mode
+
+__all__ = [
+    "CrowFlyModel",
+    "FloatArray",
+    "ModeArray",
+    "Situation",
+    "TravelModel",
+    "Turnout",
+    "haversine_m",
+]
+
+FloatArray = npt.NDArray[np.float64]
+#: Mode codes (:class:`~geo.modes.Mode` values) as ``uint8``.
+ModeArray = npt.NDArray[np.uint8]
+#: Situation codes (:class:`Situation` values) as ``uint8``.
+SituationArray = npt.NDArray[np.uint8]
+
+_N_MODES: Final = len(Mode)
+
+
+class Situation(enum.IntEnum):
+    """Where a volunteer is when the alert arrives; decides the turnout delay."""
+
+    PATROL = 0  # on patrol or on a post: already moving, dressed, equipped
+    HOME = 1
+    WORK = 2
+    NIGHT = 3  # at home at night (median alert-to-leaving 2:22 in the studies)
+
+
+#: Median alert-to-leaving, seconds (reference/README.md: 1:45, 2:22 at night).
+DEFAULT_TURNOUT_S: Final[dict[Situation, float]] = {
+    Situation.PATROL: 0.0,
+    Situation.HOME: 105.0,
+    Situation.WORK: 120.0,
+    Situation.NIGHT: 142.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Turnout:
+    """Turnout delay by situation, seconds. ``Turnout.none()`` for pure travel times."""
+
+    seconds: Mapping[Situation, float] = field(default_factory=lambda: dict(DEFAULT_TURNOUT_S))
+
+    def __post_init__(self) -> None:
+        for situation, value in self.seconds.items():
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"turnout for {situation.name.lower()} must be >= 0, got {value}")
+
+    @classmethod
+    def none(cls) -> Turnout:
+        """No turnout at all: everyone is treated as already on the move."""
+        return cls(dict.fromkeys(Situation, 0.0))
+
+    def table(self) -> FloatArray:
+        """Seconds indexed by situation code (missing situations count as 0)."""
+        out = np.zeros(len(Situation), dtype=np.float64)
+        for situation, value in self.seconds.items():
+            out[int(situation)] = value
+        return out
+
+    def delays(self, situations: SituationArray | None, n: int) -> FloatArray:
+        """Turnout per origin; ``None`` means every origin is on patrol (no delay)."""
+        if situations is None:
+            return np.zeros(n, dtype=np.float64)
+        return self.table()[situations]
+
+
+@runtime_checkable
+class TravelModel(Protocol):
+    """Seconds from many origins to one destination, by mode, turnout included."""
+
+    @property
+    def name(self) -> str:
+        """Short name for manifests and logs (``crow-fly``, ``road``)."""
+        ...
+
+    def seconds_to(
+        self,
+        lat: FloatArray,
+        lon: FloatArray,
+        modes: ModeArray,
+        dest_lat: float,
+        dest_lon: float,
+        *,
+        situations: SituationArray | None = None,
+        limit_s: float | None = None,
+    ) -> FloatArray:
+        """Seconds from each origin to the destination.
+
+        Args:
+            lat, lon: origins, validated float64 arrays of equal length.
+            modes: each origin's :class:`~geo.modes.Mode` code.
+            dest_lat, dest_lon: the destination.
+            situations: each origin's :class:`Situation` code; ``None`` = all on patrol.
+            limit_s: times above this are returned as ``inf`` (the model may stop searching).
+
+        Raises:
+            CoordinateError: the destination is invalid.
+        """
+        ...
+
+    def max_reach_m(self, seconds: float) -> float:
+        """An upper bound on the straight-line distance any origin covers in ``seconds``.
+
+        Ranking sizes its ``grid_disk`` with it: nobody farther away can arrive in time.
+        """
+        ...
+
+
+def haversine_m(
+    lat: FloatArray | float, lon: FloatArray | float, lat0: float, lon0: float
+) -> FloatArray:
+    """Great-circle distance in metres from each ``(lat, lon)`` to ``(lat0, lon0)``."""
+    phi = np.radians(lat)
+    phi0 = np.radians(lat0)
+    dphi = phi - phi0
+    dlmb = np.radians(np.asarray(lon, dtype=np.float64) - lon0)
+    h = np.sin(dphi * 0.5) ** 2 + np.cos(phi) * np.cos(phi0) * np.sin(dlmb * 0.5) ** 2
+    return np.asarray(2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(h, 1.0))))
+
+
+class CrowFlyModel:
+    """Haversine x circuity / speed, per mode, plus turnout.
+
+    Args:
+        speeds_ms: speed per mode, m/s (defaults: :data:`geo.modes.CROW_FLY_SPEED_MS`).
+        circuity: road distance / straight-line distance per mode (default 1.3).
+        turnout: delay by situation (default: the responder studies' medians).
+    """
+
+    def __init__(
+        self,
+        speeds_ms: Mapping[Mode, float] | None = None,
+        circuity: Mapping[Mode, float] | None = None,
+        turnout: Turnout | None = None,
+    ) -> None:
+        speeds = {**CROW_FLY_SPEED_MS, **(speeds_ms or {})}
+        circ = {**DEFAULT_CIRCUITY, **(circuity or {})}
+        for mode in Mode:
+            if not (np.isfinite(speeds[mode]) and speeds[mode] > 0):
+                raise ValueError(f"speed for {mode.wire} must be > 0, got {speeds[mode]}")
+            if not (np.isfinite(circ[mode]) and circ[mode] >= 1):
+                raise ValueError(f"circuity for {mode.wire} must be >= 1, got {circ[mode]}")
+        # seconds per straight-line metre, indexed by mode code: one gather per query
+        self._pace = np.array([circ[m] / speeds[m] for m in Mode], dtype=np.float64)
+        self._max_speed = max(speeds[m] / circ[m] for m in Mode)
+        self.turnout = turnout or Turnout()
+
+    @property
+    def name(self) -> str:
+        return "crow-fly"
+
+    def seconds_to(
+        self,
+        lat: FloatArray,
+        lon: FloatArray,
+        modes: ModeArray,
+        dest_lat: float,
+        dest_lon: float,
+        *,
+        situations: SituationArray | None = None,
+        limit_s: float | None = None,
+    ) -> FloatArray:
+        dest_lat, dest_lon = check_latlon(dest_lat, dest_lon, "destination.")
+        seconds = haversine_m(lat, lon, dest_lat, dest_lon) * self._pace[modes]
+        if situations is not None:
+            seconds += self.turnout.table()[situations]
+        if limit_s is not None:
+            seconds[seconds > limit_s] = np.inf
+        return seconds
+
+    def max_reach_m(self, seconds: float) -> float:
+        return max(0.0, seconds) * self._max_speed

@@ -1,0 +1,1 @@
+"""The organisation and its live state: roster, availability, the live position index."""
