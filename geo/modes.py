@@ -9,7 +9,14 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-__all__ = ["CROW_FLY_SPEED_MS", "DEFAULT_CIRCUITY", "MODE_NAMES", "Mode"]
+__all__ = [
+    "CROW_FLY_SPEED_MS",
+    "DEFAULT_CIRCUITY",
+    "MODE_NAMES",
+    "ROAD_CLASSES",
+    "ROAD_SPEED_KMH",
+    "Mode",
+]
 
 
 class Mode(enum.IntEnum):
@@ -60,4 +67,21 @@ DEFAULT_CIRCUITY: Final[dict[Mode, float]] = {
     Mode.BIKE: 1.3,
     Mode.EBIKE: 1.3,
     Mode.CAR: 1.3,
+}
+
+
+#: Road classes of the county dataset, fastest first.
+ROAD_CLASSES: Final = ("provincial", "county", "township", "village")
+
+_WALK_KMH: Final = 2.3 * 3.6  # hurrying responders on foot, whatever the road
+
+#: Default speed per road class and mode, km/h (0 would mean "not allowed"). Cars: design
+#: speeds of China's highway classes, reduced for mixed rural traffic (provincial class-II
+#: road 70, county 55, township 45, village lanes 30). Two-wheelers keep their own pace but
+#: slow down on narrow village lanes.
+ROAD_SPEED_KMH: Final[dict[str, dict[Mode, float]]] = {
+    "provincial": {Mode.WALK: _WALK_KMH, Mode.BIKE: 16.0, Mode.EBIKE: 25.0, Mode.CAR: 70.0},
+    "county": {Mode.WALK: _WALK_KMH, Mode.BIKE: 16.0, Mode.EBIKE: 25.0, Mode.CAR: 55.0},
+    "township": {Mode.WALK: _WALK_KMH, Mode.BIKE: 15.0, Mode.EBIKE: 24.0, Mode.CAR: 45.0},
+    "village": {Mode.WALK: _WALK_KMH, Mode.BIKE: 13.0, Mode.EBIKE: 20.0, Mode.CAR: 30.0},
 }
