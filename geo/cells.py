@@ -82,7 +82,7 @@ def _center_spacing_m(cell: int) -> float:
     """Smallest distance from ``cell``'s centre to a neighbour's centre, metres."""
     lat, lng = h3n.cell_to_latlng(cell)
     return min(
-        h3.great_circle_distance((lat, lng), h3n.cell_to_latlng(int(n)), unit="m")
+        float(h3.great_circle_distance((lat, lng), h3n.cell_to_latlng(int(n)), unit="m"))
         for n in h3n.grid_ring(cell, 1)
     )
 

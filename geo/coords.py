@@ -9,18 +9,13 @@ number, NaN, infinite, out of range), so an API layer can turn it into a problem
 from __future__ import annotations
 
 import math
-from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 from dispatch.errors import CoordinateError
 
-__all__ = ["EARTH_RADIUS_M", "check_lat", "check_latlon", "check_latlon_arrays", "check_lon"]
-
-#: Mean Earth radius (IUGG), metres. Haversine with this radius is within 0.5% of the
-#: ellipsoidal (WGS84) geodesic at every latitude.
-EARTH_RADIUS_M: Final = 6_371_008.8
+__all__ = ["check_lat", "check_latlon", "check_latlon_arrays", "check_lon"]
 
 
 def _check(value: object, field: str, limit: float) -> float:

@@ -15,6 +15,7 @@ the volunteer is (:class:`Situation`): nothing for a volunteer already on patrol
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
@@ -22,7 +23,7 @@ from typing import Final, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from geo.coords import EARTH_RADIUS_M, check_latlon
+from geo.coords import check_latlon
 from geo.modes import CROW_FLY_SPEED_MS, DEFAULT_CIRCUITY, Mode
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Situation",
     "TravelModel",
     "Turnout",
+    "earth_radius_m",
     "haversine_m",
 ]
 
@@ -41,7 +43,9 @@ ModeArray = npt.NDArray[np.uint8]
 #: Situation codes (:class:`Situation` values) as ``uint8``.
 SituationArray = npt.NDArray[np.uint8]
 
-_N_MODES: Final = len(Mode)
+_WGS84_A: Final = 6_378_137.0
+_WGS84_E2: Final = 6.694_379_990_14e-3
+_GAUSS_POLAR: Final = _WGS84_A * math.sqrt(1.0 - _WGS84_E2)  # sqrt(MN) = this / (1 - e2 sin2)
 
 
 class Situation(enum.IntEnum):
@@ -134,16 +138,35 @@ class TravelModel(Protocol):
         ...
 
 
+def earth_radius_m(lat: FloatArray | float) -> FloatArray:
+    """Gaussian radius of curvature of the WGS84 ellipsoid at latitude ``lat``, metres.
+
+    The geometric mean of the meridional (M) and prime-vertical (N) radii: the sphere that
+    osculates the ellipsoid at ``lat`` on average over all directions.
+    """
+    s2 = np.sin(np.radians(lat)) ** 2
+    return np.asarray(_GAUSS_POLAR / (1.0 - _WGS84_E2 * s2))
+
+
 def haversine_m(
     lat: FloatArray | float, lon: FloatArray | float, lat0: float, lon0: float
 ) -> FloatArray:
-    """Great-circle distance in metres from each ``(lat, lon)`` to ``(lat0, lon0)``."""
+    """Distance in metres from each ``(lat, lon)`` to ``(lat0, lon0)``.
+
+    Haversine on the sphere of :func:`earth_radius_m` at each pair's mean latitude. A single
+    global radius cannot get within 0.5% of the WGS84 geodesic everywhere (M is 6,335 km at
+    the equator and 6,400 km at the poles: +-0.56% with the mean radius); this one stays within
+    0.34% for any pair (checked against ``pyproj.Geod`` in the tests), for one more sine per
+    element.
+    """
     phi = np.radians(lat)
-    phi0 = np.radians(lat0)
+    phi0 = math.radians(lat0)
     dphi = phi - phi0
     dlmb = np.radians(np.asarray(lon, dtype=np.float64) - lon0)
-    h = np.sin(dphi * 0.5) ** 2 + np.cos(phi) * np.cos(phi0) * np.sin(dlmb * 0.5) ** 2
-    return np.asarray(2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(h, 1.0))))
+    h = np.sin(dphi * 0.5) ** 2 + np.cos(phi) * math.cos(phi0) * np.sin(dlmb * 0.5) ** 2
+    s2 = np.sin((phi + phi0) * 0.5) ** 2
+    radius = _GAUSS_POLAR / (1.0 - _WGS84_E2 * s2)
+    return np.asarray(2.0 * radius * np.arcsin(np.sqrt(np.minimum(h, 1.0))))
 
 
 class CrowFlyModel:
