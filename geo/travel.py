@@ -123,7 +123,9 @@ class TravelModel(Protocol):
             modes: each origin's :class:`~geo.modes.Mode` code.
             dest_lat, dest_lon: the destination.
             situations: each origin's :class:`Situation` code; ``None`` = all on patrol.
-            limit_s: times above this are returned as ``inf`` (the model may stop searching).
+            limit_s: times above this are returned as ``inf`` (the model may stop searching);
+                ``None`` means the model's own horizon (unbounded for crow-fly, 600 s for
+                the road model).
 
         Raises:
             CoordinateError: the destination is invalid.
