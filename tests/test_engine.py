@@ -1,0 +1,294 @@
+"""The sans-I/O engine: offers, escalation on decline and silence, widening, points.
+
+No sockets and no sleeps: time is a FakeClock advanced by the test, and every effect is a
+command the engine returns.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+
+from dispatch.core.clock import FakeClock
+from dispatch.core.engine import (
+    Cancel,
+    Command,
+    Credit,
+    DispatchCore,
+    Notify,
+    Offer,
+    Persist,
+)
+from dispatch.core.policy import DEFAULT_POLICY_PATH, Policy, parse_policy
+from dispatch.core.states import AssignmentEvent, AssignmentState
+from dispatch.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from geo.modes import Mode
+from geo.travel import CrowFlyModel
+from tests.strategies import GEOD, NOW, SEAT, place
+from units.index import LiveIndex
+from units.vocab import Role, Status
+
+# Two test-only types beside the shipped ones: one person within each ring, no skill needed;
+# and one that needs a mediator.
+DRILL = """
+[types.drill]
+needs = {}
+quota = { 1 = 1, 3 = 1, 5 = 1 }
+offer_timeout_s = 30
+max_open_offers = 5
+widen_after_s = 30
+widen_steps_s = [600, 900]
+points = 7
+points_per_hour = 60
+
+[types.mediation_drill]
+needs = { roles = ["mediator"] }
+quota = { 1 = 0, 3 = 1, 5 = 1 }
+"""
+
+
+@pytest.fixture
+def policy() -> Policy:
+    return parse_policy(DEFAULT_POLICY_PATH.read_text(encoding="utf-8") + DRILL, "test-policy")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW)
+
+
+def counter(prefix: str) -> Callable[[], str]:
+    numbers = itertools.count(1)
+    return lambda: f"{prefix}{next(numbers)}"
+
+
+def make_core(index: LiveIndex, policy: Policy) -> DispatchCore:
+    return DispatchCore(
+        index,
+        CrowFlyModel(),
+        policy,
+        incident_ids=counter("i"),
+        assignment_ids=counter("a"),
+    )
+
+
+def offered_to(commands: list[Command]) -> list[str]:
+    return [c.assignment.volunteer_id for c in commands if isinstance(c, Offer)]
+
+
+def feed(commands: list[Command]) -> list[str]:
+    return [c.type for c in commands if isinstance(c, Notify)]
+
+
+def test_auto_dispatch_offers_to_the_best_and_escalates_on_decline_and_silence(
+    policy: Policy, clock: FakeClock
+) -> None:
+    index = LiveIndex()
+    for i, distance in enumerate([100.0, 150.0, 200.0, 250.0]):
+        place(index, f"v{i}", distance, now=clock.now())
+    core = make_core(index, policy)
+
+    incident, commands = core.create_incident("drill", *SEAT, clock.now())
+    assert offered_to(commands) == ["v0"], "one person closes every ring: the nearest"
+    assert feed(commands) == ["incident.created", "assignment.offered"]
+    # Persist comes before the offer is pushed: nothing announced is lost.
+    kinds = [type(c) for c in commands]
+    assert kinds.index(Persist) < kinds.index(Offer)
+    first = core.holding("v0")
+    assert first is not None
+    assert first.state is AssignmentState.OFFERED
+    assert first.ring_min == 1
+    assert first.expires_at == clock.now() + 30
+
+    # v0 declines: the next best is offered at once.
+    clock.advance(5)
+    _, commands = core.apply(first.id, AssignmentEvent.DECLINE, clock.now(), reason="ill")
+    declined = core.assignment(first.id)
+    assert declined.state is AssignmentState.DECLINED
+    assert declined.reason == "ill"
+    assert offered_to(commands) == ["v1"]
+    assert core.holding("v0") is None
+
+    # v1 stays silent: nothing happens before the deadline...
+    clock.advance(29.9)
+    assert core.tick(clock.now()) == []
+    assert core.next_deadline() == pytest.approx(NOW + 5 + 30)
+    # ...and at the deadline the offer expires, the volunteer is told, v2 is offered.
+    clock.advance(0.1)
+    commands = core.tick(clock.now())
+    expired = [c for c in commands if isinstance(c, Notify) and c.type == "assignment.expired"]
+    assert len(expired) == 1
+    assert expired[0].to_volunteer
+    assert offered_to(commands) == ["v2"]
+
+    # v2 accepts, arrives, completes: busy while assigned, then points.
+    second = core.holding("v2")
+    assert second is not None
+    clock.advance(10)
+    core.apply(second.id, AssignmentEvent.ACCEPT, clock.now())
+    assert index.status[index.slot("v2")] == Status.BUSY
+    assert core.rings(incident)["1"] == {"needed": 1, "accepted": 1}
+    clock.advance(50)
+    core.apply(second.id, AssignmentEvent.ARRIVE, clock.now())
+    clock.advance(3600)
+    _, commands = core.apply(second.id, AssignmentEvent.COMPLETE, clock.now())
+    (credit,) = [c for c in commands if isinstance(c, Credit)]
+    assert credit.volunteer_id == "v2"
+    assert credit.service_seconds == pytest.approx(3650)
+    assert credit.points == 7 + 60  # per completion + per hour of service
+    assert index.status[index.slot("v2")] == Status.AVAILABLE
+    assert core.holding("v2") is None
+
+
+def test_a_volunteer_never_holds_two_offers_and_manual_offers_conflict(
+    policy: Policy, clock: FakeClock
+) -> None:
+    index = LiveIndex()
+    place(index, "only", 100.0, now=clock.now())
+    place(index, "off", 120.0, now=clock.now())
+    core = make_core(index, policy)
+    core.set_availability("off", Status.OFF_DUTY, clock.now())
+    _, commands = core.create_incident("drill", *SEAT, clock.now())
+    assert offered_to(commands) == ["only"]
+    second, commands = core.create_incident("drill", *SEAT, clock.now())
+    assert offered_to(commands) == [], "'only' already holds an offer"
+    assert second.unmet == (1, 3, 5)
+    assert "incident.updated" in feed(commands)
+
+    manual, _ = core.create_incident("drill", *SEAT, clock.now(), dispatch="manual")
+    with pytest.raises(Conflict, match="already holds"):
+        core.offer(manual.id, ["only"], clock.now())
+    with pytest.raises(Conflict, match="off_duty"):
+        core.offer(manual.id, ["off"], clock.now())
+    with pytest.raises(NotFound):
+        core.offer(manual.id, ["nobody"], clock.now())
+    assert core.incident_assignments(manual) == [], "a refused offer changes nothing"
+    with pytest.raises(InvalidInput):
+        core.set_availability("only", Status.BUSY, clock.now())
+
+
+def test_accepting_enough_stands_down_the_surplus(policy: Policy, clock: FakeClock) -> None:
+    index = LiveIndex()
+    for i in range(3):
+        place(index, f"v{i}", 100.0 + i, now=clock.now())
+    core = make_core(index, policy)
+    manual, _ = core.create_incident("drill", *SEAT, clock.now(), dispatch="manual")
+    assignments, commands = core.offer(manual.id, ["v0", "v1", "v2"], clock.now())
+    assert offered_to(commands) == ["v0", "v1", "v2"]
+    _, commands = core.apply(assignments[1].id, AssignmentEvent.ACCEPT, clock.now())
+    cancelled = sorted(c.assignment.volunteer_id for c in commands if isinstance(c, Cancel))
+    assert cancelled == ["v0", "v2"], "the quota is met: the other offers are stood down"
+    assert assignments[0].state is AssignmentState.CANCELLED
+
+
+def test_illegal_events_raise_and_change_nothing(policy: Policy, clock: FakeClock) -> None:
+    index = LiveIndex()
+    place(index, "v0", 100.0, now=clock.now())
+    core = make_core(index, policy)
+    _, commands = core.create_incident("drill", *SEAT, clock.now())
+    (offer,) = [c for c in commands if isinstance(c, Offer)]
+    with pytest.raises(IllegalTransition):
+        core.apply(offer.assignment.id, AssignmentEvent.COMPLETE, clock.now())
+    assert offer.assignment.state is AssignmentState.OFFERED
+    with pytest.raises(NotFound):
+        core.apply("nope", AssignmentEvent.ACCEPT, clock.now())
+    with pytest.raises(InvalidInput):
+        core.create_incident("meteor", *SEAT, clock.now())
+
+
+def test_an_exhausted_search_is_unmet_then_widened(policy: Policy, clock: FakeClock) -> None:
+    index = LiveIndex()
+    place(index, "far", 2_500.0, mode=Mode.EBIKE, now=clock.now())  # ~470 s: beyond 5 min
+    core = make_core(index, policy)
+    incident, commands = core.create_incident("drill", *SEAT, clock.now())
+    assert offered_to(commands) == []
+    assert incident.unmet == (1, 3, 5)
+    assert core.next_deadline() == pytest.approx(NOW + 30), "widen after widen_after_s"
+    clock.advance(29)
+    assert core.tick(clock.now()) == []
+    clock.advance(1)
+    commands = core.tick(clock.now())
+    assert incident.max_eta_s == 600
+    assert offered_to(commands) == ["far"], "reinforcements from beyond 5 minutes"
+    held = core.holding("far")
+    assert held is not None
+    assert held.ring_min is None
+    assert incident.unmet == (1, 3, 5), "a reinforcement does not meet the 5-minute ring"
+
+
+def test_a_needed_skill_is_offered_even_if_someone_is_nearer(
+    policy: Policy, clock: FakeClock
+) -> None:
+    index = LiveIndex()
+    place(index, "near", 50.0, now=clock.now())
+    place(index, "mediator", 400.0, roles=1 << Role.MEDIATOR, now=clock.now())
+    core = make_core(index, policy)
+    _, commands = core.create_incident("mediation_drill", *SEAT, clock.now())
+    assert offered_to(commands) == ["mediator"]
+
+
+def test_incidents_planned_at_the_same_moment_are_assigned_jointly(
+    policy: Policy, clock: FakeClock
+) -> None:
+    # A at the seat, B 900 m east. x (a car, midway) reaches both within a minute; y (a car,
+    # 500 m west of A) reaches only A within a minute. Greedy, A first, would send x to A and
+    # leave B's 1-minute ring empty; jointly, y goes to A and x to B.
+    index = LiveIndex()
+    core = make_core(index, policy)
+    lon_b, lat_b, _ = GEOD.fwd(SEAT[1], SEAT[0], 90.0, 900.0)
+    a, _ = core.create_incident("drill", *SEAT, clock.now())
+    b, _ = core.create_incident("drill", float(lat_b), float(lon_b), clock.now())
+    assert a.unmet == (1, 3, 5)
+    assert b.unmet == (1, 3, 5)
+    clock.advance(30)  # both searches widen at the same moment, after volunteers show up
+    place(index, "x", 450.0, azimuth=90.0, mode=Mode.CAR, now=clock.now())
+    place(index, "y", 500.0, azimuth=-90.0, mode=Mode.CAR, now=clock.now())
+    commands = core.tick(clock.now())
+    offers = {c.incident.id: c.assignment.volunteer_id for c in commands if isinstance(c, Offer)}
+    assert offers == {a.id: "y", b.id: "x"}
+    assert core.incident(a.id).unmet == ()
+    assert core.incident(b.id).unmet == ()
+
+
+def test_closing_cancels_offers_and_completes_those_on_scene(
+    policy: Policy, clock: FakeClock
+) -> None:
+    index = LiveIndex()
+    place(index, "v0", 100.0, now=clock.now())
+    place(index, "v1", 110.0, now=clock.now())
+    core = make_core(index, policy)
+    incident, _ = core.create_incident("drill", *SEAT, clock.now(), dispatch="manual")
+    (on_scene, pending), _ = core.offer(incident.id, ["v0", "v1"], clock.now())
+    core.apply(on_scene.id, AssignmentEvent.ACCEPT, clock.now())
+    core.apply(on_scene.id, AssignmentEvent.ARRIVE, clock.now())
+    _, commands = core.close_incident(incident.id, clock.now(), outcome="resolved")
+    assert on_scene.state is AssignmentState.COMPLETED
+    assert pending.state is AssignmentState.CANCELLED
+    assert any(isinstance(c, Credit) for c in commands)
+    assert feed(commands)[-1] == "incident.closed"
+    assert incident.state == "closed"
+    assert incident.outcome == "resolved"
+    with pytest.raises(Conflict):
+        core.close_incident(incident.id, clock.now())
+
+
+def test_restore_resumes_holders_and_expires_what_expired_while_down(
+    policy: Policy, clock: FakeClock
+) -> None:
+    index = LiveIndex()
+    place(index, "v0", 100.0, now=clock.now())
+    place(index, "v1", 150.0, now=clock.now())
+    core = make_core(index, policy)
+    _, commands = core.create_incident("drill", *SEAT, clock.now())
+    assert offered_to(commands) == ["v0"]
+
+    # A new process: same index contents, state restored from what was persisted.
+    restarted = make_core(index, policy)
+    restarted.restore(core.incidents.values(), core.assignments.values())
+    assert restarted.holding("v0") is not None
+    clock.advance(120)  # the server was down past the deadline
+    commands = restarted.tick(clock.now())
+    assert "assignment.expired" in feed(commands)
+    assert offered_to(commands) == ["v1"]
