@@ -1,6 +1,7 @@
 """The ``dispatch`` command line (also ``python -m dispatch``).
 
 Sub-commands:
+    serve              run the service (REST + websockets) under uvicorn
     summary            the county dataset at a glance and a first 1-3-5 coverage table
     dataset build      regenerate data/gucheng/ from its sources (deterministic, seeded)
     dataset validate   check every invariant of a county dataset folder
@@ -22,6 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dispatch", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
+    serve = sub.add_parser("serve", help="run the dispatch service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--demo", action="store_true", help="load the Gucheng roster and print tokens"
+    )
+
     summary = sub.add_parser("summary", help="dataset summary and a first coverage table")
     summary.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
 
@@ -39,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "serve":
+            from dispatch.serve import serve
+            from dispatch.settings import Settings
+
+            return serve(Settings.from_env(), host=args.host, port=args.port, demo=args.demo)
         if args.command == "summary":
             from dispatch.summary import print_summary
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -68,6 +68,7 @@ __all__ = [
     "Notify",
     "Offer",
     "Persist",
+    "rings_of",
 ]
 
 IncidentState = Literal["open", "closed"]
@@ -163,6 +164,25 @@ class Credit:
 Command = Persist | Offer | Cancel | Notify | Credit
 
 
+def rings_of(
+    quota: Mapping[int, int], assignments: Iterable[Assignment]
+) -> dict[str, dict[str, int]]:
+    """The contract's ``rings`` object: per ring, people ``needed`` and ``accepted``
+    (cumulative: everyone accepted, on scene or done whose ETA fits the ring)."""
+    committed = [
+        a.ring_min
+        for a in assignments
+        if is_active(a.state) or a.state is AssignmentState.COMPLETED
+    ]
+    return {
+        str(ring): {
+            "needed": quota.get(ring, 0),
+            "accepted": sum(1 for r in committed if r is not None and r <= ring),
+        }
+        for ring in RINGS
+    }
+
+
 def _uuid_ids(prefix: str) -> Callable[[], str]:
     return lambda: f"{prefix}{uuid.uuid4().hex[:20]}"
 
@@ -227,19 +247,8 @@ class DispatchCore:
         return None if held is None else self.assignments[held]
 
     def rings(self, incident: Incident) -> dict[str, dict[str, int]]:
-        """The contract's ``rings`` object: needed and accepted per ring (cumulative)."""
-        active = [
-            a.ring_min
-            for a in self.incident_assignments(incident)
-            if is_active(a.state) or a.state is AssignmentState.COMPLETED
-        ]
-        return {
-            str(ring): {
-                "needed": incident.quota.get(ring, 0),
-                "accepted": sum(1 for r in active if r is not None and r <= ring),
-            }
-            for ring in RINGS
-        }
+        """The contract's ``rings`` object for ``incident`` (see :func:`rings_of`)."""
+        return rings_of(incident.quota, self.incident_assignments(incident))
 
     def held_mask(self) -> npt.NDArray[np.bool_]:
         """Per index slot: holds an open offer or an active assignment."""
