@@ -478,18 +478,27 @@ class Service:
     def candidates(self, incident_id: str, limit: int, max_eta_s: float) -> list[Candidate]:
         return self.core.candidates(incident_id, self.clock.now(), limit=limit, max_eta_s=max_eta_s)
 
+    async def _require_open(self, incident_id: str) -> None:
+        """NotFound for an unknown incident, Conflict for one closed (and archived)."""
+        if incident_id not in self.core.incidents:
+            await self.stored_incident(incident_id)
+            raise Conflict(f"incident {incident_id} is closed")
+
     async def offer(self, incident_id: str, volunteer_ids: Sequence[str]) -> list[Assignment]:
         async with self.lock:
+            await self._require_open(incident_id)
             assignments, commands = self.core.offer(incident_id, volunteer_ids, self.clock.now())
             await self.execute(commands, actor=OPERATOR)
         return assignments
 
     async def close_incident(self, incident_id: str, outcome: str | None) -> Incident:
         async with self.lock:
+            await self._require_open(incident_id)
             incident, commands = self.core.close_incident(
                 incident_id, self.clock.now(), outcome=outcome
             )
             await self.execute(commands, actor=OPERATOR)
+            self.core.forget(incident_id)  # final and stored: served from the store from now on
         return incident
 
     async def assignment(self, assignment_id: str) -> Assignment:

@@ -277,6 +277,31 @@ async def test_bad_input_gets_problem_details_and_changes_nothing(world: World) 
 
 
 @pytest.mark.asyncio
+async def test_a_closed_incident_refuses_offers_and_a_second_close(world: World) -> None:
+    s = world.server
+    url = f"/api/v1/incidents/{world.incident_id}"
+    r = await s.http.post(f"{url}/close", json={"outcome": "false alarm"}, headers=s.operator)
+    assert r.status_code == 200
+    closed = r.json()
+    assert closed["state"] == "closed"
+    assert closed["outcome"] == "false alarm"
+    assert [a["state"] for a in closed["assignments"]] == ["cancelled"]
+    assert_problem(await s.http.post(f"{url}/close", json={}, headers=s.operator), 409)
+    r = await s.http.post(f"{url}/offers", json={"volunteer_ids": ["bob"]}, headers=s.operator)
+    assert_problem(r, 409)
+    r = await s.http.post(
+        f"/api/v1/assignments/{world.assignment_id}/accept", headers=s.bearer(world.alice)
+    )
+    assert_problem(r, 409)
+    assert (await s.http.get(url, headers=s.operator)).json() == closed
+    r = await s.http.get("/api/v1/incidents?state=closed", headers=s.operator)
+    assert [i["id"] for i in r.json()["incidents"]] == [world.incident_id]
+    assert (await s.http.get("/api/v1/incidents?state=open", headers=s.operator)).json() == {
+        "incidents": []
+    }
+
+
+@pytest.mark.asyncio
 async def test_oversized_bodies_get_413_and_change_nothing(world: World) -> None:
     s = world.server
     before = await snapshot(world)

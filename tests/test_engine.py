@@ -292,3 +292,30 @@ def test_restore_resumes_holders_and_expires_what_expired_while_down(
     commands = restarted.tick(clock.now())
     assert "assignment.expired" in feed(commands)
     assert offered_to(commands) == ["v1"]
+
+
+def test_widening_walks_every_step_and_closed_incidents_can_be_forgotten(
+    policy: Policy, clock: FakeClock
+) -> None:
+    index = LiveIndex()
+    place(index, "very_far", 7_000.0, mode=Mode.CAR, now=clock.now())  # ~730 s by car
+    core = make_core(index, policy)
+    incident, _ = core.create_incident("drill", *SEAT, clock.now())
+    clock.advance(30)
+    assert offered_to(core.tick(clock.now())) == [], "600 s is not enough"
+    assert core.incident(incident.id).max_eta_s == 600
+    assert core.next_deadline() == pytest.approx(clock.now() + 30), "the next step is due"
+    clock.advance(30)
+    assert offered_to(core.tick(clock.now())) == ["very_far"]
+    assert core.incident(incident.id).max_eta_s == 900
+    assert core.next_deadline() == pytest.approx(clock.now() + 30), "the offer's expiry"
+
+    with pytest.raises(Conflict, match="still open"):
+        core.forget(incident.id)
+    core.close_incident(incident.id, clock.now())
+    core.forget(incident.id)
+    assert incident.id not in core.incidents
+    assert core.holding("very_far") is None
+    assert core.next_deadline() is None
+    with pytest.raises(NotFound):
+        core.forget(incident.id)

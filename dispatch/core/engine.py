@@ -482,7 +482,7 @@ class DispatchCore:
         for incident in self.incidents.values():
             due = self._widen_due(incident)
             if due is not None and due <= now:
-                self._widen(incident)
+                self._widen(incident, now)
                 touched[incident.id] = incident
         if touched:
             commands += self._replan(sorted(touched.values(), key=lambda i: i.created_at), now)
@@ -512,11 +512,13 @@ class DispatchCore:
             return None
         return incident.unmet_since + self._rules(incident).widen_after_s
 
-    def _widen(self, incident: Incident) -> None:
+    def _widen(self, incident: Incident, now: float) -> None:
         steps = self._rules(incident).widen_steps_s
         incident.max_eta_s = float(steps[incident.widen_step])
         incident.widen_step += 1
-        incident.unmet_since = None  # the next widening waits again
+        # The next step waits widen_after_s again, counted from this one; if the wider search
+        # meets ring 5 after all, _set_unmet clears it.
+        incident.unmet_since = now
 
     def _need(self, incident: Incident) -> Need:
         rules = self._rules(incident)
@@ -670,6 +672,22 @@ class DispatchCore:
             if is_open(assignment.state):
                 commands += self._move(assignment, AssignmentEvent.CANCEL, now, reason="quota met")
         return commands
+
+    def forget(self, incident_id: str) -> None:
+        """Drop a closed incident and its assignments from memory (they are final and in
+        the store). Without it, :meth:`tick` and :meth:`next_deadline`, which look at every
+        incident held, would slow down day after day.
+
+        Raises:
+            NotFound: unknown incident.
+            Conflict: the incident is still open.
+        """
+        incident = self.incident(incident_id)
+        if incident.state != "closed":
+            raise Conflict(f"incident {incident_id} is still open")
+        del self.incidents[incident_id]
+        for assignment_id in incident.assignment_ids:
+            self.assignments.pop(assignment_id, None)
 
     # ------------------------------------------------------------ restoration
 
