@@ -60,11 +60,11 @@ from dispatch.wire import assignment_wire, incident_brief, incident_wire
 from geo.coords import check_latlon
 from geo.modes import Mode
 from geo.travel import TravelModel
-from simulations.coverage import coverage_counts
+from simulations.coverage import Demand, Positions, coverage_report
 from units.index import FixOutcome, LiveIndex, PositionSnapshot
 from units.vocab import Role, Status, Team, mask_of
 
-__all__ = ["Demand", "Principal", "Service", "hash_token"]
+__all__ = ["Principal", "Service", "hash_token"]
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +92,6 @@ class Principal:
 
     def may_act_for(self, volunteer_id: str) -> bool:
         return self.volunteer_id is None or self.volunteer_id == volunteer_id
-
-
-@dataclass(frozen=True, slots=True)
-class Demand:
-    """Demand points for coverage (villages and communities) with their population."""
-
-    lat: np.ndarray
-    lon: np.ndarray
-    population: np.ndarray
 
 
 class Service:
@@ -542,34 +533,39 @@ class Service:
 
     # -------------------------------------------------------------- coverage
 
-    def coverage(self, k: int) -> dict[str, Any]:
-        """``GET /coverage``: per ring, the population share and villages reached by at
-        least ``k`` available volunteers with a fresh fix (live positions)."""
+    async def coverage(self, k: int) -> dict[str, Any]:
+        """``GET /coverage``: per ring, the population share and the villages reached by at
+        least ``k`` available volunteers with a fresh fix, from live positions; plus the same
+        per township. The planners' code (:func:`simulations.coverage.coverage_report`) runs
+        in a worker thread on a snapshot, so the event loop keeps serving meanwhile.
+
+        Raises:
+            NotFound: the service has no demand points.
+        """
         if self.demand is None:
             raise NotFound("no demand points (villages) are loaded")
         now = self.clock.now()
-        n = len(self.index)
-        slots = np.arange(n, dtype=np.intp)
-        live = slots[self.index.fresh_available(slots, now)] if n else slots
-        counts = coverage_counts(
-            self.demand.lat,
-            self.demand.lon,
-            self.index.lat[live],
-            self.index.lon[live],
-            self.index.mode[live],
-            self.model,
-            situations=self.index.situation[live],
-        )
-        rings = {}
-        for ring, (share, covered, total) in zip(
-            ("1", "3", "5"), counts.shares(self.demand.population, k), strict=True
-        ):
-            rings[ring] = {
-                "population_share": round(share, 4),
-                "villages_covered": covered,
-                "villages_total": total,
+        positions = Positions.from_index(self.index, now)  # a copy: the index may move on
+        report = await asyncio.to_thread(coverage_report, self.demand, positions, self.model)
+        rings: dict[str, dict[str, Any]] = {}
+        townships: dict[str, dict[str, Any]] = {}
+        for row in report.rows((k,)):
+            entry = {
+                "population_share": round(row.population_share, 4),
+                "villages_covered": row.villages,
+                "villages_total": row.villages_total,
             }
-        return {"rings": rings, "k": k, "volunteers": len(live), "computed_at": to_iso(now)}
+            if row.area == "county":
+                rings[str(row.ring_min)] = entry
+            else:
+                townships.setdefault(row.area, {})[str(row.ring_min)] = entry
+        return {
+            "rings": rings,
+            "k": k,
+            "volunteers": report.volunteers,
+            "townships": townships,
+            "computed_at": to_iso(now),
+        }
 
     # ------------------------------------------------------------- commands
 

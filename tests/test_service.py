@@ -7,12 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from pyproj import Geod
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from dispatch.core.clock import to_iso
+from geo.dataset.load import load_dataset
+from geo.travel import CrowFlyModel
+from simulations.coverage import Demand, Positions, coverage_report
 from tests.service_harness import (
     OPERATOR_TOKEN,
     T0,
@@ -352,3 +356,55 @@ def test_sigkill_mid_dispatch_loses_nothing_and_timers_resume(tmp_path: Path) ->
             assert state["assignments"][0]["state"] == "expired"
     finally:
         server.stop()
+
+
+@pytest.mark.asyncio
+async def test_coverage_endpoint_is_the_planners_computation_on_live_positions(
+    tmp_path: Path,
+) -> None:
+    async with running_server(tmp_path) as server:
+        spots = {"v0": 100.0, "v1": 900.0, "v2": 2_500.0}
+        for vid, metres in spots.items():
+            await go_on_duty(server, vid, await server.put_volunteer(vid), metres)
+        stale = await server.put_volunteer("stale")
+        await go_on_duty(server, "stale", stale, 50.0)
+        await server.advance(301)  # everyone's fix is now too old...
+        for vid, metres in spots.items():  # ...except these three, who send a new one
+            lat, lon = east_of_seat(metres)
+            r = await server.http.post(
+                "/api/v1/positions",
+                json={
+                    "positions": [
+                        {
+                            "volunteer_id": vid,
+                            "lat": lat,
+                            "lon": lon,
+                            "ts": to_iso(server.clock.now()),
+                        }
+                    ]
+                },
+                headers=server.operator,
+            )
+            assert r.json()["accepted"] == 1
+        r = await server.http.get("/api/v1/coverage?k=1", headers=server.operator)
+        assert r.status_code == 200
+        body = r.json()
+        assert body["volunteers"] == 3
+
+    demand = Demand.from_dataset(load_dataset())
+    points = [east_of_seat(m) for m in spots.values()]
+    positions = Positions(
+        lat=np.array([p[0] for p in points]),
+        lon=np.array([p[1] for p in points]),
+        mode=np.full(3, 2, dtype=np.uint8),
+        situation=np.zeros(3, dtype=np.uint8),
+    )
+    expected = coverage_report(demand, positions, CrowFlyModel())
+    county = {r.ring_min: r for r in expected.rows((1,)) if r.area == "county"}
+    for ring in (1, 3, 5):
+        got = body["rings"][str(ring)]
+        assert got["villages_covered"] == county[ring].villages
+        assert got["villages_total"] == 551
+        assert got["population_share"] == round(county[ring].population_share, 4)
+    assert body["rings"]["5"]["villages_covered"] > 0
+    assert body["townships"]["郑口镇"]["5"]["villages_covered"] > 0

@@ -26,12 +26,13 @@ from dispatch.core.clock import Clock, FakeClock, to_iso
 from dispatch.core.policy import load_policy
 from dispatch.errors import StoreError
 from dispatch.metrics import CONTENT_TYPE_LATEST
-from dispatch.service import Demand, Service
+from dispatch.service import Service
 from dispatch.settings import Settings
 from dispatch.store import create_store
 from geo.dataset.load import load_dataset
 from geo.roads import RoadModel, RoadNetwork
 from geo.travel import CrowFlyModel, TravelModel
+from simulations.coverage import Demand
 
 __all__ = ["build_service", "create_app"]
 
@@ -70,11 +71,7 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
         unit_ids=dataset.units.id,
         unit_lat=dataset.units.lat,
         unit_lon=dataset.units.lon,
-        demand=Demand(
-            lat=dataset.villages.lat,
-            lon=dataset.villages.lon,
-            population=dataset.villages.population,
-        ),
+        demand=Demand.from_dataset(dataset),
         position_flush_s=settings.position_flush_s,
         feed_batch_s=settings.feed_batch_s,
     )

@@ -249,4 +249,4 @@ async def coverage(
     _: OperatorOnly,
     k: Annotated[int, Query(ge=1, le=10)] = 1,
 ) -> dict[str, Any]:
-    return service.coverage(k)
+    return await service.coverage(k)
