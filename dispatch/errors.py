@@ -15,7 +15,8 @@ Every failure the engine raises on purpose derives from :class:`DispatchError`. 
     ├── NotFound                     an id that does not exist
     ├── Conflict                     the request is valid but the current state forbids it
     │   └── IllegalTransition        an assignment event its state does not allow
-    └── StoreError                   the store failed (translated from sqlite3 / redis errors)
+    ├── StoreError                   the store failed (translated from sqlite3 / redis errors)
+    └── DrillError                   simulations.drill: the server is unreachable or refuses
 
 This module has no dependencies so that ``geo`` and ``units`` may import it without
 pulling in the service.

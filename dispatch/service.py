@@ -624,7 +624,10 @@ class Service:
             elif isinstance(command, Notify):
                 feed.append(self._feed_message(command))
                 if command.to_volunteer and command.assignment is not None:
-                    wire = {"type": command.type, "assignment": assignment_wire(command.assignment)}
+                    wire = {
+                        "type": command.volunteer_type,
+                        "assignment": assignment_wire(command.assignment),
+                    }
                     outbox.append((command.assignment.volunteer_id, wire))
             elif isinstance(command, Credit):
                 credit = command

@@ -267,6 +267,11 @@ def test_closing_cancels_offers_and_completes_those_on_scene(
     assert on_scene.state is AssignmentState.COMPLETED
     assert pending.state is AssignmentState.CANCELLED
     assert any(isinstance(c, Credit) for c in commands)
+    told = [c for c in commands if isinstance(c, Notify) and c.to_volunteer]
+    assert [(c.volunteer_type, c.assignment and c.assignment.id) for c in told] == [
+        ("assignment.updated", on_scene.id)
+    ], "the volunteer on scene hears that the incident closed"
+    assert not [c for c in commands if isinstance(c, Cancel)], "stood down when v0 accepted"
     assert feed(commands)[-1] == "incident.closed"
     assert incident.state == "closed"
     assert incident.outcome == "resolved"

@@ -142,13 +142,20 @@ class Cancel:
 
 @dataclass(frozen=True, slots=True)
 class Notify:
-    """Tell the operators; ``to_volunteer`` also tells the assignment's volunteer."""
+    """Tell the operators; ``to_volunteer`` also tells the assignment's volunteer, with
+    :attr:`volunteer_type` (``assignment.expired``, or ``assignment.updated`` for a change the
+    volunteer did not make themselves, such as completion when the incident closes)."""
 
     type: str
     at: float
     incident: Incident | None = None
     assignment: Assignment | None = None
     to_volunteer: bool = False
+
+    @property
+    def volunteer_type(self) -> str:
+        """The ``type`` of the volunteer's message (the contract names two)."""
+        return self.type if self.type == "assignment.expired" else "assignment.updated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,7 +459,7 @@ class DispatchCore:
         for assignment in self.incident_assignments(incident):
             if assignment.state is AssignmentState.ON_SCENE:
                 # They were there: closing the incident completes their part (and credits it).
-                commands += self._move(assignment, AssignmentEvent.COMPLETE, now)
+                commands += self._move(assignment, AssignmentEvent.COMPLETE, now, tell=True)
             elif is_open(assignment.state) or is_active(assignment.state):
                 commands += self._move(
                     assignment, AssignmentEvent.CANCEL, now, reason="incident closed"
@@ -613,7 +620,10 @@ class DispatchCore:
         *,
         reason: str | None = None,
         actor: str | None = None,
+        tell: bool = False,
     ) -> list[Command]:
+        """Move ``assignment`` by ``event``; ``tell`` sends the volunteer an
+        ``assignment.updated`` (a change they did not make; expiry always tells them)."""
         before = assignment.state
         assignment.state = next_state(before, event)  # raises IllegalTransition
         assignment.updated_at = now
@@ -646,7 +656,7 @@ class DispatchCore:
                 now,
                 incident=incident,
                 assignment=assignment,
-                to_volunteer=assignment.state is AssignmentState.EXPIRED,
+                to_volunteer=tell or assignment.state is AssignmentState.EXPIRED,
             )
         )
         return commands
