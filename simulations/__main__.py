@@ -4,6 +4,7 @@ Sub-commands:
     coverage   who can reach each village within 1, 3 and 5 minutes (static, by hour)
     day        simulated days against the real dispatch core, with 95% confidence intervals
     site       where the next minimum emergency units should go (greedy + MILP gap)
+    drill      simulated volunteers and incidents against a running server (demo and load)
 
 Every run writes CSV, JSON, GeoJSON, PNG plots and a manifest into ``out/<command>-<time>/``
 (or ``--out DIR``); ``--config FILE`` (TOML or JSON, or a previous run's manifest) sets the
@@ -13,6 +14,7 @@ parameters, and command-line flags override it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,6 +59,23 @@ def _weights(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(
             f"weights {text!r}: three numbers, e.g. 0.5,0.3,0.2"
         ) from None
+
+
+def _range(text: str) -> tuple[float, float]:
+    from simulations.drill import parse_range
+
+    try:
+        return parse_range(text)
+    except DispatchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _latlon(text: str) -> tuple[float, float]:
+    try:
+        lat, lon = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: LAT,LON, e.g. 37.3472,115.9651") from None
+    return lat, lon
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +139,75 @@ def _parser() -> argparse.ArgumentParser:
     site.add_argument("--hour", type=int, default=None)
     site.add_argument("--no-exact", action="store_true", help="greedy only, no MILP")
     site.add_argument("--time-limit", type=float, default=None, help="HiGHS seconds")
+    _drill_parser(sub)
     return parser
+
+
+def _drill_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    d = sub.add_parser(
+        "drill", help="play volunteers (fixes, answers) and incidents against a running server"
+    )
+    d.add_argument("--url", default="http://127.0.0.1:8000", help="the server")
+    d.add_argument(
+        "--token", default=None,
+        help="operator token (default: the first of $DISPATCH_OPERATOR_TOKENS)",
+    )  # fmt: skip
+    d.add_argument("--volunteers", type=int, default=200)
+    d.add_argument("--incidents-per-minute", type=float, default=6.0)
+    d.add_argument("--duration", type=float, default=120.0, help="seconds of incidents")
+    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--acceptance", type=float, default=0.287, help="P(accept an offer)")
+    d.add_argument(
+        "--silent-share", type=float, default=0.5,
+        help="of the offers not accepted, the share left to expire",
+    )  # fmt: skip
+    d.add_argument("--answer-delay", type=_range, default=(5.0, 40.0), help="s, e.g. 5..40")
+    d.add_argument("--fix-interval", type=float, default=5.0, help="s between two fixes")
+    d.add_argument("--service-time", type=_range, default=(60.0, 240.0), help="s on scene")
+    d.add_argument(
+        "--close-after", type=_range, default=(180.0, 600.0),
+        help="s after which the operator closes an incident nobody finished",
+    )  # fmt: skip
+    d.add_argument(
+        "--time-scale", type=float, default=1.0,
+        help="multiplies travel (eta_s), service and --close-after: 0.1 = a quick demo",
+    )  # fmt: skip
+    d.add_argument("--drain", type=float, default=30.0, help="s to let open incidents finish")
+    d.add_argument(
+        "--clock", choices=("wall", "server"), default="wall",
+        help="fix timestamps: this machine's clock, or the server's (fake clocks)",
+    )  # fmt: skip
+    d.add_argument(
+        "--ids", choices=("drill", "dataset"), default="drill",
+        help="volunteer ids: drill-<dataset id>, or the dataset's own (a demo's roster)",
+    )  # fmt: skip
+    d.add_argument("--near", type=_latlon, default=None, help="LAT,LON: keep to this area")
+    d.add_argument("--radius-m", type=float, default=3000.0, help="with --near")
+    d.add_argument("--concurrency", type=int, default=16, help="REST requests at once")
+    d.add_argument("--keep-on-duty", action="store_true", help="leave volunteers available")
+    d.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    d.add_argument("--out", type=Path, default=None, help="run folder (default out/drill-...)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+
+
+def _drill(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from simulations.commands import Common
+    from simulations.drill import DrillOptions, run_drill
+
+    token = args.token or os.environ.get("DISPATCH_OPERATOR_TOKENS", "").split(",")[0].strip()
+    options = DrillOptions(
+        common=Common(dataset=args.dataset, out=args.out, quiet=args.quiet, argv=tuple(argv)),
+        url=args.url, token=token, volunteers=args.volunteers,
+        incidents_per_minute=args.incidents_per_minute, duration_s=args.duration,
+        seed=args.seed, acceptance=args.acceptance, silent_share=args.silent_share,
+        answer_delay_s=args.answer_delay, fix_interval_s=args.fix_interval,
+        service_s=args.service_time, close_after_s=args.close_after,
+        time_scale=args.time_scale, drain_s=args.drain, clock=args.clock, ids=args.ids,
+        near=args.near, radius_m=args.radius_m, concurrency=args.concurrency,
+        keep_on_duty=args.keep_on_duty,
+    )  # fmt: skip
+    run_drill(options)
+    return 0
 
 
 def _overrides(args: argparse.Namespace, names: dict[str, str]) -> dict[str, object]:
@@ -133,6 +220,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    if args.command == "drill":
+        try:
+            return _drill(args, argv[1:])
+        except DispatchError as exc:
+            print(f"simulations: error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("simulations: drill aborted", file=sys.stderr)
+            return 130
     from dispatch.core.policy import DEFAULT_POLICY_PATH
     from geo.travel import Situation
     from simulations.commands import (
