@@ -349,3 +349,17 @@ async def test_health_metrics_and_openapi(world: World) -> None:
     assert set(rings) == {"1", "3", "5"}
     assert rings["1"]["villages_total"] == 551
     assert 0 < rings["5"]["population_share"] <= 1
+
+
+@pytest.mark.asyncio
+async def test_healthz_says_503_with_a_reason_when_the_store_is_gone(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as server:
+        await server.service.store.close()  # as if the disk went away under the server
+        r = await server.http.get("/healthz")
+        assert r.status_code == 503
+        body = r.json()
+        assert body["status"] == "unavailable"
+        assert body["store"] == "sqlite"
+        assert body["reason"]
+        r = await server.http.get("/api/v1/incidents?state=closed", headers=server.operator)
+        assert_problem(r, 503)
