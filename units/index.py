@@ -894,10 +894,11 @@ class LiveIndex:
         are joined into one ``intp`` array. A cell listed twice yields its slots twice.
         """
         cell_list = cells.tolist() if isinstance(cells, np.ndarray) else [int(c) for c in cells]
-        found = [b for b in map(self._buckets.get, cell_list) if b]
-        if not found:
+        # filter(None, ...) drops the cells without a bucket (None) and the empty buckets
+        joined = b"".join(filter(None, map(self._buckets.get, cell_list)))
+        if not joined:
             return np.empty(0, dtype=np.intp)
-        return np.frombuffer(b"".join(found), dtype=np.intp)
+        return np.frombuffer(joined, dtype=np.intp)
 
     def near(self, lat: float, lon: float, radius_m: float) -> IntpArray:
         """Slots in the ``grid_disk`` around ``(lat, lon)`` that covers ``radius_m``.

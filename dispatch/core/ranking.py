@@ -2,18 +2,31 @@
 
 Theory of operation
 -------------------
-1. The index hands over every volunteer in the ``grid_disk`` around the incident's cell that
-   is wide enough for the fastest mode to arrive within ``max_eta_s``
-   (``model.max_reach_m``): a superset, never a miss.
+1. The candidates are the volunteers in the cells of the ``grid_disk`` around the incident's
+   cell that is wide enough for the fastest mode to arrive within ``max_eta_s``
+   (``model.max_reach_m``), as :meth:`LiveIndex.near` visits them, less the cells whose
+   centre lies farther than that reach plus a cell's radius (the disk is a hexagon around
+   the circle; the cut drops ~40% of its cells, from the second query in a cell on). A
+   superset, never a miss.
 2. Eligibility is one vectorised mask: status ``available`` (not ``off_duty``, not ``busy``),
    a fix no older than the freshness limit, and no open offer or active assignment (the
    caller's ``held`` mask).
-3. The travel model gives every eligible volunteer an ETA (turnout included) in one call;
+3. With many candidates (or a model that knows each mode's reach, :class:`ReachByMode`), a
+   cheap planar bound (:func:`_reach_bound`, proved conservative) drops whoever is surely
+   farther than the reach before the model pays a haversine for them; step 2 is then split
+   around it, one-byte columns (status, held) first, fix times last.
+4. The travel model gives every eligible volunteer an ETA (turnout included) in one call;
    those slower than ``max_eta_s`` drop out.
-4. ``ring_min`` is the smallest ring (1, 3, 5 minutes) whose limit the ETA fits in, ``None``
+5. ``ring_min`` is the smallest ring (1, 3, 5 minutes) whose limit the ETA fits in, ``None``
    beyond 5 minutes (only when the search was widened).
-5. The order is one ``np.lexsort``: ring, then whether the volunteer carries a needed role or
-   team, then ETA, then membership of the unit nearest the incident, then id.
+6. The order: ring, then whether the volunteer carries a needed role or team, then ETA, then
+   membership of the unit nearest the incident, then id. One argsort of a float key does the
+   first three; only runs of equal keys (rare) are then sorted by unit and id (:func:`_order`).
+7. ``distance_m`` is the haversine to the incident, from the model when it gives distances
+   with its times (:class:`DistanceByProduct`), else computed for the ranked ones.
+
+Steps 2-7 give the same ranking whatever superset of the reachable volunteers step 1 hands
+over (:func:`rank_slots`: the benchmarks feed it from a full scan and from Redis).
 
 Everything stays columnar (:class:`Ranking`); :class:`Candidate` objects are built only for
 the few the caller looks at.
@@ -21,22 +34,43 @@ the few the caller looks at.
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from dispatch.core.policy import RING_MINUTES, RINGS_S
+from geo.cells import (
+    Cells,
+    cell_of,
+    disk_k_for_radius,
+    disk_with_centres,
+    disk_with_centres_on_reuse,
+    grid_disk,
+)
 from geo.coords import check_latlon
 from geo.modes import Mode
-from geo.travel import FloatArray, TravelModel, haversine_m
-from units.vocab import Role, Team, names_of
+from geo.travel import FloatArray, ModeArray, SituationArray, TravelModel, haversine_m
+from units.vocab import Role, Status, Team, names_of
 
 if TYPE_CHECKING:
     from units.index import LiveIndex
 
-__all__ = ["RINGS", "RING_LIMITS_S", "Candidate", "Ranking", "rank", "ring_of"]
+__all__ = [
+    "RINGS",
+    "RING_LIMITS_S",
+    "Candidate",
+    "DistanceByProduct",
+    "Ranking",
+    "ReachByMode",
+    "rank",
+    "rank_slots",
+    "ring_of",
+]
 
 #: The doctrine's reaction rings, minutes, and their limits in seconds (from the policy module,
 #: the one place they are defined).
@@ -44,14 +78,81 @@ RINGS: Final = RING_MINUTES
 RING_LIMITS_S: Final = np.asarray(RINGS_S, dtype=np.float64)
 #: ``ring`` column value for "beyond 5 minutes" (a widened search); sorts after every ring.
 NO_RING: Final = 255
+_RING_CODES: Final = np.array([*RINGS, NO_RING], dtype=np.uint8)
+
+#: Metres; below every radius the engine measures distances with: the WGS84 ellipsoid's
+#: smallest radius of curvature a(1 - e²) = 6,335,439 m, the Gaussian radius of
+#: :func:`~geo.travel.haversine_m` (>= 6,356,752 m) and H3's sphere (6,371,008 m).
+_R_LOWER: Final = 6_335_000.0
+#: The reach pre-filter keeps a little more than the reach: floating-point slack, and the
+#: model's own rounding when it compares a time with the horizon.
+_REACH_SLACK: Final = 1e-6
+_REACH_SLACK_M: Final = 1e-3
+_DEG: Final = math.pi / 180.0
+_HALF_DEGREE: Final = math.radians(0.5)
+_AVAILABLE: Final = int(Status.AVAILABLE)
+#: Below this many candidates in the cells the reach pre-filter (step 3) costs more (ten numpy
+#: calls) than the travel times it saves (measured on the county).
+_PREFILTER_MIN: Final = 2048
+#: From this many candidates in a whole disk, cutting it pays for computing its centres at
+#: once (~250 µs against ~25 ns for each of the ~40% it drops).
+_CUT_NOW_MIN: Final = 16_384
 
 IntArray = npt.NDArray[np.intp]
+
+
+class _SecondsAndDistances(Protocol):
+    def __call__(
+        self,
+        lat: FloatArray,
+        lon: FloatArray,
+        modes: ModeArray,
+        dest_lat: float,
+        dest_lon: float,
+        *,
+        situations: SituationArray | None = None,
+        limit_s: float | None = None,
+    ) -> tuple[FloatArray, FloatArray]: ...
+
+
+class ReachByMode(Protocol):
+    """Optional for a :class:`~geo.travel.TravelModel`: each mode's own reach.
+
+    With it, ranking drops a walker beyond a walker's reach before computing a travel time
+    for them (at 5 minutes a walker reaches 530 m, a car 2.9 km: most people in the disk are
+    out of their own mode's reach).
+    """
+
+    def max_reach_by_mode_m(self, seconds: float) -> FloatArray:
+        """Per :class:`~geo.modes.Mode` code (one entry per mode): an upper bound on the
+        straight-line distance an origin of that mode covers in ``seconds``."""
+        ...
+
+
+class DistanceByProduct(Protocol):
+    """Optional for a :class:`~geo.travel.TravelModel`: the haversine distances it computed
+    on the way to the times, so that ranking does not compute them a second time."""
+
+    def seconds_and_distances_to(
+        self,
+        lat: FloatArray,
+        lon: FloatArray,
+        modes: ModeArray,
+        dest_lat: float,
+        dest_lon: float,
+        *,
+        situations: SituationArray | None = None,
+        limit_s: float | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """``seconds_to(...)`` and ``haversine_m(lat, lon, dest_lat, dest_lon)``, equal to
+        what those two give."""
+        ...
 
 
 def ring_of(eta_s: FloatArray) -> npt.NDArray[np.uint8]:
     """Ring per ETA: 1, 3 or 5 (the smallest ring whose limit it fits in), else ``NO_RING``."""
     position = np.searchsorted(RING_LIMITS_S, eta_s, side="left")
-    return np.array([1, 3, 5, NO_RING], dtype=np.uint8)[position]
+    return _RING_CODES[position]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,39 +260,366 @@ def rank(
         CoordinateError: the incident's coordinates are invalid.
     """
     lat, lon = check_latlon(lat, lon)
-    slots = index.near(lat, lon, model.max_reach_m(max_eta_s))
-    if len(slots):
-        eligible = index.fresh_available(slots, now)
-        if held is not None:
-            eligible &= ~held[slots]
-        slots = slots[eligible]
-    if not len(slots):
-        return _empty()
-    eta = model.seconds_to(
-        index.lat[slots],
-        index.lon[slots],
-        index.mode[slots],
+    reach = model.max_reach_m(max_eta_s)
+    cells, cut = _cells_in_reach(index.res, lat, lon, reach)
+    slots = index.slots_in_cells(cells)
+    if not cut and len(slots) >= _CUT_NOW_MIN:  # a crowd: worth cutting the disk right away
+        cells, cut = _cells_in_reach(index.res, lat, lon, reach, now=True)
+        slots = index.slots_in_cells(cells)
+    return _rank(
+        index,
+        model,
+        slots,
         lat,
         lon,
-        situations=index.situation[slots],
-        limit_s=max_eta_s,
+        now=now,
+        max_eta_s=max_eta_s,
+        needs_roles=needs_roles,
+        needs_teams=needs_teams,
+        held=held,
+        nearest_unit=nearest_unit,
     )
-    in_reach = eta <= max_eta_s
-    slots, eta = slots[in_reach], eta[in_reach]
+
+
+def rank_slots(
+    index: LiveIndex,
+    model: TravelModel,
+    slots: IntArray,
+    lat: float,
+    lon: float,
+    *,
+    now: float,
+    max_eta_s: float = 300.0,
+    needs_roles: int = 0,
+    needs_teams: int = 0,
+    held: npt.NDArray[np.bool_] | None = None,
+    nearest_unit: int = -1,
+) -> Ranking:
+    """:func:`rank` over candidates found some other way (steps 2-7 of the module doc).
+
+    ``slots`` must hold every volunteer who may arrive within ``max_eta_s``, each once (the
+    index's disk, a full scan, a Redis ``GEOSEARCH``); the result is then the same as
+    :func:`rank`'s. Benchmarks use it to time other ways of finding the candidates.
+
+    Raises:
+        CoordinateError: the incident's coordinates are invalid.
+        IndexError: a slot is out of range.
+    """
+    lat, lon = check_latlon(lat, lon)
+    slots = np.asarray(slots, dtype=np.intp)
+    if slots.size and (slots.min() < 0 or slots.max() >= len(index)):
+        raise IndexError("slot out of range")
+    return _rank(
+        index,
+        model,
+        slots,
+        lat,
+        lon,
+        now=now,
+        max_eta_s=max_eta_s,
+        needs_roles=needs_roles,
+        needs_teams=needs_teams,
+        held=held,
+        nearest_unit=nearest_unit,
+    )
+
+
+def _rank(
+    index: LiveIndex,
+    model: TravelModel,
+    slots: IntArray,
+    lat: float,
+    lon: float,
+    *,
+    now: float,
+    max_eta_s: float,
+    needs_roles: int,
+    needs_teams: int,
+    held: npt.NDArray[np.bool_] | None,
+    nearest_unit: int,
+) -> Ranking:
+    """Steps 2-7 for valid, distinct ``slots`` around a validated point."""
     if not len(slots):
         return _empty()
-    ring = ring_of(eta)
+    by_mode: Callable[[float], FloatArray] | None = getattr(model, "max_reach_by_mode_m", None)
+    bound = None
+    if by_mode is not None or len(slots) >= _PREFILTER_MIN:
+        mode_reach = None if by_mode is None else tuple(by_mode(max_eta_s).tolist())
+        bound = _reach_bound(lat, lon, model.max_reach_m(max_eta_s), mode_reach)
+    modes = None
+    if bound is None:
+        slots = slots[_eligible(index, slots, now, held)]  # step 2
+        v_lat = index.lat[slots]
+        v_lon = index.lon[slots]
+    else:
+        slots, v_lat, v_lon, modes = _eligible_in_reach(index, slots, lat, lon, bound, now, held)
+    if not len(slots):
+        return _empty()
+    # Step 4.
+    with_distances: _SecondsAndDistances | None = getattr(model, "seconds_and_distances_to", None)
+    situations = index.situation[slots]
+    codes = index.mode[slots] if modes is None else modes
+    distance: FloatArray | None = None
+    if with_distances is None:
+        eta = model.seconds_to(
+            v_lat, v_lon, codes, lat, lon, situations=situations, limit_s=max_eta_s
+        )
+    else:
+        eta, distance = with_distances(
+            v_lat, v_lon, codes, lat, lon, situations=situations, limit_s=max_eta_s
+        )
+    keep = (eta <= max_eta_s).nonzero()[0]
+    if len(keep) < len(slots):
+        if not len(keep):
+            return _empty()
+        slots, v_lat, v_lon, eta = slots[keep], v_lat[keep], v_lon[keep], eta[keep]
+        if distance is not None:
+            distance = distance[keep]
+    # Steps 5-7.
+    position = np.searchsorted(RING_LIMITS_S, eta, side="left")
     if needs_roles or needs_teams:
         skilled = ((index.roles[slots] & needs_roles) | (index.teams[slots] & needs_teams)) != 0
     else:
         skilled = np.zeros(len(slots), dtype=np.bool_)
-    home_unit = index.unit[slots] == nearest_unit if nearest_unit >= 0 else skilled & False
-    ids = np.array([index.ids[s] for s in slots.tolist()])
-    # np.lexsort sorts by the LAST key first.
-    order = np.lexsort((ids, ~home_unit, eta, ~skilled, ring))
-    slots, eta, ring, skilled = slots[order], eta[order], ring[order], skilled[order]
-    distance = haversine_m(index.lat[slots], index.lon[slots], lat, lon)
-    return Ranking(slots=slots, eta_s=eta, ring=ring, distance_m=distance, skilled=skilled)
+    order = _order(position, skilled, eta, slots, index, nearest_unit)
+    return Ranking(
+        slots=slots[order],
+        eta_s=eta[order],
+        ring=_RING_CODES[position[order]],
+        distance_m=(
+            haversine_m(v_lat[order], v_lon[order], lat, lon)
+            if distance is None
+            else distance[order]
+        ),
+        skilled=skilled[order],
+    )
+
+
+def _eligible(
+    index: LiveIndex,
+    slots: IntArray,
+    now: float,
+    held: npt.NDArray[np.bool_] | None,
+    *,
+    fresh: bool = True,
+) -> IntArray:
+    """Step 2: positions in ``slots`` of the eligible, in one fused pass:
+    :meth:`LiveIndex.fresh_available`'s rule without its range check (the slots come from
+    the index), and the ``held`` mask; without the freshness test when ``fresh`` is false."""
+    eligible = index.status[slots] == _AVAILABLE
+    if fresh:
+        eligible &= now - index.fix_ts[slots] <= index.freshness_s  # NaN (no fix): False
+    if held is not None:
+        eligible &= ~held[slots]
+    keep: IntArray = eligible.nonzero()[0]
+    return keep
+
+
+def _eligible_in_reach(
+    index: LiveIndex,
+    slots: IntArray,
+    lat: float,
+    lon: float,
+    bound: _Bound,
+    now: float,
+    held: npt.NDArray[np.bool_] | None,
+) -> tuple[IntArray, FloatArray, FloatArray, ModeArray | None]:
+    """Steps 2 and 3 for many candidates, cheapest columns first: status and held (one byte
+    each, and they drop everyone off duty or busy), then the reach bound on the positions of
+    the rest, then the fix times of the survivors."""
+    slots = slots[_eligible(index, slots, now, held, fresh=False)]
+    slots, v_lat, v_lon, modes = _in_reach(index, slots, lat, lon, bound)
+    fresh = (now - index.fix_ts[slots] <= index.freshness_s).nonzero()[0]
+    if len(fresh) < len(slots):
+        slots, v_lat, v_lon = slots[fresh], v_lat[fresh], v_lon[fresh]
+        if modes is not None:
+            modes = modes[fresh]
+    return slots, v_lat, v_lon, modes
+
+
+def _in_reach(
+    index: LiveIndex, slots: IntArray, lat: float, lon: float, bound: _Bound
+) -> tuple[IntArray, FloatArray, FloatArray, ModeArray | None]:
+    """Step 3: ``slots`` less those the planar ``bound`` puts surely out of reach, with the
+    positions (and the modes, for a bound per mode) it gathered on the way.
+
+    Worth it for many candidates, or when the model knows each mode's reach; for a few
+    hundred it costs more (ten numpy calls) than the travel times it saves.
+    """
+    v_lat = index.lat[slots]
+    v_lon = index.lon[slots]
+    dy = v_lat - lat
+    dx = v_lon - lon
+    dy *= dy
+    dx *= dx
+    dx *= bound.k
+    dy += dx
+    if bound.by_mode is None:
+        keep = (dy <= bound.limit).nonzero()[0]  # NaN (no fix) compares False
+        return slots[keep], v_lat[keep], v_lon[keep], None
+    modes = index.mode[slots]
+    keep = (dy <= bound.by_mode[modes]).nonzero()[0]
+    return slots[keep], v_lat[keep], v_lon[keep], modes[keep]
+
+
+def _cells_in_reach(
+    res: int, lat: float, lon: float, reach_m: float, *, now: bool = False
+) -> tuple[Cells, bool]:
+    """The cells of the index's ``grid_disk`` for ``reach_m`` (what :meth:`LiveIndex.near`
+    visits) less those surely out of reach: centre farther than the reach plus the cells'
+    radius; and whether that cut was made. The disk is a hexagon around the reach circle
+    plus two cell radii; the cut keeps about 60% of its cells and of the people in them at 5
+    minutes. The first query in a cell takes the whole disk unless ``now`` (its centres cost
+    ~250 µs, worth it for cells that recur or for a crowd)."""
+    centre = cell_of(lat, lon, res)
+    k = disk_k_for_radius(centre, reach_m)
+    disk = disk_with_centres(centre, k) if now else disk_with_centres_on_reuse(centre, k)
+    if disk is None:  # a first visit: the whole disk, as near() would take
+        return grid_disk(centre, k), False
+    bound = _reach_bound(lat, lon, reach_m + disk.cell_radius_m)
+    if bound is None:
+        return disk.cells, True
+    dy = disk.lat - lat
+    dx = disk.lon - lon
+    dy *= dy
+    dx *= dx
+    dx *= bound.k
+    dy += dx
+    return disk.cells[dy <= bound.limit], True
+
+
+class _Bound(NamedTuple):
+    k: float
+    limit: float
+    by_mode: FloatArray | None  # limit per mode code
+
+
+def _reach_bound(
+    lat0: float, lon0: float, reach_m: float, mode_reach: tuple[float, ...] | None = None
+) -> _Bound | None:
+    """``k`` and ``limit`` such that no point with ``dlat² + k·dlon² > limit`` (degrees from
+    ``(lat0, lon0)``) lies within ``reach_m``, and with ``mode_reach`` (reaches no longer
+    than ``reach_m``) the limit of each; ``None`` where the bound is not worth proving (a reach
+    over 127 km, within 1° of a pole's cap or of the antimeridian).
+
+    Why it holds. On the sphere of radius :data:`_R_LOWER` a point is within ``r`` iff
+    ``hav = sin²(Δφ/2) + cos φ cos φ0 sin²(Δλ/2) <= h = sin²(r / 2R)``; every distance the
+    engine uses is at least that sphere's. A point with ``|Δφ/2| > a = r / 2R`` is out
+    (its first term alone exceeds ``h``). Any other lies in the band ``|φ| <= |φ0| + 2a``,
+    where ``cos φ cos φ0 >= k``; there a point with ``|Δλ/2| > b``, ``sin² b = h / k``, is out
+    (``b`` < 0.5° also settles a ``Δλ`` that wraps the antimeridian). The rest have both
+    half-angles within ``c = max(a, b)``, where ``sin² t >= t²(1 - c²/3)``, so
+    ``hav >= (1 - c²/3)(Δφ² + k Δλ²) / 4``: above ``h`` whenever the planar form is above
+    ``limit``. A shorter reach keeps the band and ``k`` of the longest (both stay valid) and
+    gets its own ``h``, ``b``, ``c`` and limit.
+    """
+    if abs(lon0) > 179.0:
+        return None
+    # Cached per hundredth of a degree of latitude, rounded away from the equator: a higher
+    # latitude only makes the bound more cautious (smaller k, larger limits).
+    return _reach_bound_at(math.ceil(abs(lat0) * 100.0) + 1, reach_m, mode_reach)
+
+
+@functools.lru_cache(maxsize=1024)
+def _reach_bound_at(
+    centi_lat: int, reach_m: float, mode_reach: tuple[float, ...] | None
+) -> _Bound | None:
+    lat0 = centi_lat / 100.0
+    a = _half_angle(reach_m)
+    if not a < 0.01:
+        return None
+    band = lat0 + math.degrees(2.0 * a)
+    if band >= 89.0:
+        return None
+    k = math.cos(math.radians(band)) * math.cos(math.radians(lat0))
+    limit = _planar_limit(a, k)
+    if limit is None:
+        return None
+    if mode_reach is None:
+        return _Bound(k, limit, None)
+    limits = [_planar_limit(_half_angle(min(r, reach_m)), k) for r in mode_reach]
+    by_mode = np.array([limit if m is None else m for m in limits], dtype=np.float64)
+    by_mode.flags.writeable = False
+    return _Bound(k, limit, by_mode)
+
+
+def _half_angle(reach_m: float) -> float:
+    """Half the central angle of ``reach_m`` (with its slack) on the sphere of radius
+    :data:`_R_LOWER`."""
+    return (max(0.0, reach_m) * (1.0 + _REACH_SLACK) + _REACH_SLACK_M) / (2.0 * _R_LOWER)
+
+
+def _planar_limit(a: float, k: float) -> float | None:
+    """The ``limit`` of :func:`_reach_bound` for half-angle ``a`` in a band where
+    ``cos φ cos φ0 >= k``; ``None`` when ``b`` is not below half a degree."""
+    h = math.sin(a) ** 2
+    b = math.asin(math.sqrt(h / k)) if h < k else math.inf
+    if not b < _HALF_DEGREE:
+        return None
+    c = max(a, b)
+    return 4.0 * h / (1.0 - c * c / 3.0) / (_DEG * _DEG) * (1.0 + _REACH_SLACK)
+
+
+def _order(
+    position: IntArray,
+    skilled: npt.NDArray[np.bool_],
+    eta: FloatArray,
+    slots: IntArray,
+    index: LiveIndex,
+    nearest_unit: int,
+) -> IntArray:
+    """The permutation that sorts by ring, skilled first, ETA, nearest unit first, then id.
+
+    The same order as ``np.lexsort((ids, ~home_unit, eta, ~skilled, ring))`` without its
+    costs (the array of id strings alone takes milliseconds for thousands of candidates, and
+    lexsort's stable passes over floats several more): one argsort of a float key
+    ``(2 * ring position + not skilled) * C + eta``, ``C`` a power of two above four times
+    the largest ``|eta|``. The first term is exact, each group's keys stay within ``C / 4``
+    of it, and rounding is monotone, so the key never inverts two candidates and the groups
+    never mix; equal keys (equal ETAs, or ETAs within ~1e-12 s) are then put in (ETA,
+    nearest unit, id) order, run by run.
+    """
+    span = max(float(eta.max()), -float(eta.min()))
+    if not 4.0 * span < math.inf:  # times beyond 1e307 s: no room for the groups
+        home = index.unit[slots] == nearest_unit if nearest_unit >= 0 else skilled & False
+        ids = np.array([index.ids[s] for s in slots.tolist()])
+        return np.lexsort((ids, ~home, eta, ~skilled, position))
+    scale = 2.0 ** math.frexp(4.0 * span)[1]
+    key = position.astype(np.float64)
+    key *= 2.0
+    key += ~skilled
+    key *= scale
+    key += eta
+    order = np.argsort(key)
+    sorted_key = key[order]
+    tie = (sorted_key[1:] == sorted_key[:-1]).nonzero()[0]
+    if len(tie):
+        _break_ties(order, tie, eta, slots, index, nearest_unit)
+    return order
+
+
+def _break_ties(
+    order: IntArray,
+    tie: IntArray,
+    eta: FloatArray,
+    slots: IntArray,
+    index: LiveIndex,
+    nearest_unit: int,
+) -> None:
+    """Sort each run of equal keys in ``order`` (in place) by ETA, nearest unit, then id.
+
+    ``tie`` holds every ``i`` where ``order[i]`` and ``order[i + 1]`` have equal keys.
+    """
+    ids = index.ids
+    unit = index.unit
+    home = nearest_unit if nearest_unit >= 0 else None  # -1 is "no unit", not a unit
+    breaks = (np.diff(tie) != 1).nonzero()[0]
+    starts = np.concatenate(([tie[0]], tie[breaks + 1])).tolist()
+    stops = (np.concatenate((tie[breaks], [tie[-1]])) + 2).tolist()
+    for start, stop in zip(starts, stops, strict=True):
+        run = order[start:stop].tolist()
+        run.sort(key=lambda i: (float(eta[i]), int(unit[slots[i]]) != home, ids[slots[i]]))
+        order[start:stop] = run
 
 
 def _empty() -> Ranking:
