@@ -187,10 +187,13 @@ class Hub:
         self._on_change(len(self._volunteers), len(self._operators))
         await connection.close(1000, "bye")
 
-    def publish(self, message: dict[str, Any], *, droppable: bool = False) -> None:
-        """Send a feed message to every operator; ``droppable`` ones (position batches) are
-        dropped for an operator whose queue is full, others disconnect that operator."""
-        text = _dumps(message)
+    def publish(self, message: dict[str, Any] | str, *, droppable: bool = False) -> None:
+        """Send a feed message (a dict, or its JSON text) to every operator; ``droppable``
+        ones (position batches) are dropped for an operator whose queue is full, others
+        disconnect that operator."""
+        if not self._operators:
+            return
+        text = message if isinstance(message, str) else _dumps(message)
         for connection in list(self._operators):
             if connection.queue.full() and not droppable:
                 self._drop_positions(connection)

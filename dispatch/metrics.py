@@ -60,11 +60,20 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._accepted = self.fixes_ingested.labels("accepted")
+        self._rejected = self.fixes_ingested.labels("rejected")
+
     def fixes(self, accepted: int, rejected: int) -> None:
         if accepted:
-            self.fixes_ingested.labels("accepted").inc(accepted)
+            self._accepted.inc(accepted)
         if rejected:
-            self.fixes_ingested.labels("rejected").inc(rejected)
+            self._rejected.inc(rejected)
+
+    def fix_accepted(self) -> None:
+        self._accepted.inc()
+
+    def fix_rejected(self) -> None:
+        self._rejected.inc()
 
     def answer(self, event: str, seconds: float) -> None:
         self.answers.labels(event).inc()

@@ -53,7 +53,7 @@ from dispatch.core.policy import Policy
 from dispatch.core.ranking import Candidate
 from dispatch.core.states import AssignmentEvent, next_state
 from dispatch.errors import Conflict, InvalidInput, NotFound
-from dispatch.hub import Hub
+from dispatch.hub import Hub, _dumps
 from dispatch.metrics import Metrics
 from dispatch.store.base import Commit, PointsRecord, Store, VolunteerRecord
 from dispatch.wire import assignment_wire, incident_brief, incident_wire
@@ -62,7 +62,7 @@ from geo.modes import Mode
 from geo.travel import TravelModel
 from simulations.coverage import Demand, Positions, coverage_report
 from units.index import FixOutcome, LiveIndex, PositionSnapshot
-from units.vocab import Role, Status, Team, mask_of
+from units.vocab import STATUS_NAMES, Role, Status, Team, mask_of
 
 __all__ = ["Principal", "Service", "hash_token"]
 
@@ -338,6 +338,21 @@ class Service:
         self.metrics.fixes(accepted, len(rejected))
         return accepted, rejected
 
+    def ingest_one(
+        self, volunteer_id: str, lat: float, lon: float, ts: float, accuracy_m: float
+    ) -> FixOutcome:
+        """:meth:`ingest` for one validated fix (a websocket position message), without the
+        batch machinery: one dict lookup, one index update, plain counters."""
+        slot = self.index.slot_or_unknown(volunteer_id)
+        outcome = self.index.update(slot, lat, lon, ts, self.clock.now(), accuracy_m)
+        if outcome is FixOutcome.ACCEPTED:
+            self._dirty.add(slot)
+            self._feed_dirty.add(slot)
+            self.metrics.fix_accepted()
+        else:
+            self.metrics.fix_rejected()
+        return outcome
+
     def durable(self) -> asyncio.Future[None]:
         """A future resolved once every fix ingested so far is in the store.
 
@@ -393,20 +408,31 @@ class Service:
             await asyncio.sleep(self._feed_batch_s)
             if not self._feed_dirty or not self.hub.operators_connected:
                 continue
-            slots = sorted(self._feed_dirty)
+            # Columns gathered once (an attribute read per slot costs a numpy view), and the
+            # items built in slices with a yield between them: a whole county's batch would
+            # otherwise hold the event loop for tens of milliseconds every second.
+            slots = np.fromiter(sorted(self._feed_dirty), dtype=np.intp)
             self._feed_dirty.clear()
-            items = []
-            for slot in slots:
-                ts = float(self.index.fix_ts[slot])
+            ids = self.index.ids
+            lat = self.index.lat[slots].tolist()
+            lon = self.index.lon[slots].tolist()
+            fix_ts = self.index.fix_ts[slots].tolist()
+            status = self.index.status[slots].tolist()
+            items: list[dict[str, Any]] = []
+            for k, slot in enumerate(slots.tolist()):
+                ts = fix_ts[k]
+                fixed = not math.isnan(ts)
                 items.append(
                     {
-                        "volunteer_id": self.index.ids[slot],
-                        "lat": None if math.isnan(ts) else float(self.index.lat[slot]),
-                        "lon": None if math.isnan(ts) else float(self.index.lon[slot]),
-                        "ts": None if math.isnan(ts) else to_iso(ts),
-                        "status": Status(int(self.index.status[slot])).wire,
+                        "volunteer_id": ids[slot],
+                        "lat": lat[k] if fixed else None,
+                        "lon": lon[k] if fixed else None,
+                        "ts": to_iso(ts) if fixed else None,
+                        "status": STATUS_NAMES[status[k]],
                     }
                 )
+                if k % 256 == 255:
+                    await asyncio.sleep(0)
             self.hub.publish({"type": "positions", "items": items}, droppable=True)
 
     # ------------------------------------------------------------- incidents
@@ -581,26 +607,32 @@ class Service:
             return
         entries = []
         feeds = []
+        # The feed is for connected operators only; one snapshot of each incident per call
+        # (the core has applied every command already, so every Notify would show the same).
+        snapshots: dict[str, str] | None = {} if self.hub.operators_connected else None
         for group in groups:
-            entry, feed = self._commit_of(group, actor)
+            entry, feed = self._commit_of(group, actor, snapshots)
             entries.append(entry)
             feeds.append(feed)
         seqs = await self.store.commit_many(entries)
         for entry, entry_seqs, feed in zip(entries, seqs, feeds, strict=True):
             for (volunteer_id, message), seq in zip(entry.outbox, entry_seqs, strict=True):
                 self.hub.deliver(volunteer_id, {**message, "seq": seq})
-            for message in feed:
-                self.hub.publish(message)
+            for text in feed:
+                self.hub.publish(text)
 
     def _commit_of(
-        self, group: list[Command], actor: str | None
-    ) -> tuple[Commit, list[dict[str, Any]]]:
+        self,
+        group: list[Command],
+        actor: str | None,
+        snapshots: dict[str, str] | None,
+    ) -> tuple[Commit, list[str]]:
         """One ``Persist`` and what follows it: the store entry and the operators' feed."""
         head = group[0]
         if not isinstance(head, Persist):  # pragma: no cover - the core always persists first
             raise RuntimeError(f"{type(head).__name__} before any Persist")
         outbox: list[tuple[str, dict[str, Any]]] = []
-        feed: list[dict[str, Any]] = []
+        feed: list[str] = []
         credit: Credit | None = None
         for command in group[1:]:
             if isinstance(command, Offer):
@@ -622,7 +654,8 @@ class Service:
                 }
                 outbox.append((command.assignment.volunteer_id, wire))
             elif isinstance(command, Notify):
-                feed.append(self._feed_message(command))
+                if snapshots is not None:
+                    feed.append(self._feed_message(command, snapshots))
                 if command.to_volunteer and command.assignment is not None:
                     wire = {
                         "type": command.volunteer_type,
@@ -634,15 +667,22 @@ class Service:
         entry = Commit(head.event, head.at, head.records, head.actor or actor, outbox, credit)
         return entry, feed
 
-    def _feed_message(self, command: Notify) -> dict[str, Any]:
+    def _feed_message(self, command: Notify, snapshots: dict[str, str]) -> str:
+        """The feed message's JSON text. The incident (with all its assignments) is encoded
+        once per :meth:`execute` and spliced into each message that carries it: an offer to
+        100 volunteers is 100 messages with the same incident in each."""
         message: dict[str, Any] = {"type": command.type, "at": to_iso(command.at)}
-        if command.incident is not None:
-            message["incident"] = incident_wire(
-                command.incident, self.core.incident_assignments(command.incident)
-            )
         if command.assignment is not None:
             message["assignment"] = assignment_wire(command.assignment)
-        return message
+        text = _dumps(message)
+        incident = command.incident
+        if incident is None:
+            return text
+        if incident.id not in snapshots:
+            snapshots[incident.id] = _dumps(
+                incident_wire(incident, self.core.incident_assignments(incident))
+            )
+        return f'{text[:-1]},"incident":{snapshots[incident.id]}}}'
 
     # ---------------------------------------------------------------- timers
 

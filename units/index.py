@@ -352,6 +352,10 @@ class LiveIndex:
         except KeyError:
             raise NotFound(f"unknown volunteer {volunteer_id!r}") from None
 
+    def slot_or_unknown(self, volunteer_id: str) -> int:
+        """The slot of ``volunteer_id``, ``-1`` if unknown (``update`` says ``UNKNOWN``)."""
+        return self._slot_of.get(volunteer_id, -1)
+
     def slots_of(self, volunteer_ids: Iterable[str]) -> IntpArray:
         """The slot of each id; ``-1`` for an unknown one, which ``update_batch`` reports as
         ``UNKNOWN``."""

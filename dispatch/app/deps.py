@@ -11,7 +11,7 @@ from dispatch.service import Principal, Service
 __all__ = ["AnyCaller", "OperatorOnly", "ServiceDep", "bearer"]
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 

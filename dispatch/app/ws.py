@@ -25,6 +25,7 @@ from dispatch.errors import Conflict, DispatchError, InvalidInput, NotFound
 from dispatch.service import Principal, Service
 from dispatch.wire import assignment_wire
 from geo.coords import check_latlon
+from units.index import FixOutcome
 
 __all__ = ["ws_router"]
 
@@ -160,9 +161,9 @@ async def _serve(
             accuracy_m = _number(message, "accuracy_m")
             if not (math.isfinite(accuracy_m) and accuracy_m >= 0):
                 raise InvalidInput("accuracy_m must be a finite number >= 0", field="accuracy_m")
-        _, rejected = service.ingest([(volunteer_id, lat, lon, ts, accuracy_m)])
-        if rejected:
-            raise _Reject(rejected[0][1], f"the fix was rejected: {rejected[0][1]}")
+        outcome = service.ingest_one(volunteer_id, lat, lon, ts, accuracy_m)
+        if outcome is not FixOutcome.ACCEPTED:
+            raise _Reject(outcome.wire, f"the fix was rejected: {outcome.wire}")
         if message.get("id") is not None:
             await service.durable()  # the reply says "stored"
         return {}

@@ -18,6 +18,7 @@ UTC would otherwise disagree by eight hours.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from dispatch.errors import InvalidInput
 __all__ = ["Clock", "FakeClock", "SystemClock", "parse_iso", "to_iso"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_FAST_UNTIL_MS: Final = 253_402_300_800_000  # 10000-01-01T00:00:00Z
 
 
 class Clock(Protocol):
@@ -116,6 +118,7 @@ def _finite(value: float, name: str) -> float:
     return number
 
 
+@functools.lru_cache(maxsize=4096)
 def to_iso(ts: float) -> str:
     """The contract's form of an epoch timestamp: ISO 8601 in UTC with ``Z``.
 
@@ -134,6 +137,10 @@ def to_iso(ts: float) -> str:
     """
     seconds = _finite(ts, "ts")
     millis = round(seconds * 1000)
+    if 0 <= millis < _FAST_UNTIL_MS:  # 1970-9999: the C library formats it, 2x faster
+        whole, fraction = divmod(millis, 1000)
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        return f"{text}.{fraction:03d}Z" if fraction else f"{text}Z"
     try:
         moment = _EPOCH + timedelta(milliseconds=millis)
     except OverflowError:
