@@ -1,7 +1,10 @@
 """Benchmark of ranking (``dispatch.core.ranking.rank``): p50 / p99 per incident.
 
 Prints figures, side by side with two baselines measured in the same run, on the same
-incidents, interleaved incident by incident (so the machine's load hits all three alike):
+incidents, interleaved incident by incident (so the machine's load hits all three alike), in
+two passes over different incidents: ``fresh``, right after start-up, and ``steady``, after
+the first (ranking caches the disks and cell centres of the cells it was asked about: a
+running engine has them; the first pass pays for building them):
 
 * ``brute force``: what one writes without an index. Haversine over every volunteer's
   columns, the eligibility mask (available, fresh, not held), the cut at the model's reach;
@@ -41,8 +44,8 @@ dense) p50 <= 2 ms, p99 <= 5 ms; >= 10x faster than brute force at 1,000,000, an
 Redis at both sizes.
 
 Run: ``.venv/bin/python benchmarks/bench_ranking.py [--quick] [--sizes county,1000000]
-[--queries N] [--scenarios county,province,dense] [--no-redis]`` (about 10 minutes for the
-default; ``--quick``: county and 100,000, 300 incidents, under a minute).
+[--queries N] [--scenarios county,province,dense] [--no-redis]`` (about 15
+minutes for the default; ``--quick``: county and 100,000, 300 incidents a pass, a minute).
 """
 
 from __future__ import annotations
@@ -73,12 +76,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dispatch.core.policy import load_policy
 from dispatch.core.ranking import Ranking, rank, rank_slots, ring_of
 from geo.cells import LIVE_RES
-from geo.coords import check_latlon
 from geo.dataset.load import load_dataset
 from geo.travel import (
     CrowFlyModel,
-    ModeArray,
-    SituationArray,
     TravelModel,
     haversine_m,
 )
@@ -224,7 +224,7 @@ class Scene:
     pop: Population
     index: LiveIndex
     held: npt.NDArray[np.bool_]
-    inc_lat: FloatArray
+    inc_lat: FloatArray  # both passes' incidents, the first half for the first pass
     inc_lon: FloatArray
     nearest_unit: IntpArray
 
@@ -250,7 +250,7 @@ def build_scene(pop: Population, queries: int, seed: int = 7) -> Scene:
         if out.any():
             raise AssertionError("the benchmark's fixes must all be accepted")
     held = rng.uniform(0.0, 1.0, n) < HELD_SHARE
-    pick = rng.choice(len(pop.incident_lat), queries, p=pop.incident_weight)
+    pick = rng.choice(len(pop.incident_lat), 2 * queries, p=pop.incident_weight)
     inc_lat, inc_lon = jitter(
         pop.incident_lat[pick], pop.incident_lon[pick], INCIDENT_SCATTER_M, rng
     )
@@ -267,35 +267,6 @@ def nearest_units(pop: Population, lat: FloatArray, lon: FloatArray) -> IntpArra
 
 
 # --------------------------------------------------------------------------- the three ways
-
-
-class CrowFlyWithExtras(CrowFlyModel):
-    """The crow-fly model with the two optional capabilities ranking uses when a model offers
-    them (``dispatch.core.ranking.ReachByMode``, ``DistanceByProduct``); the same times and
-    distances. For ``--model-extras``: what adding them to ``geo/travel.py`` would buy."""
-
-    def max_reach_by_mode_m(self, seconds: float) -> FloatArray:
-        return np.asarray(max(0.0, seconds) / self._pace)
-
-    def seconds_and_distances_to(
-        self,
-        lat: FloatArray,
-        lon: FloatArray,
-        modes: ModeArray,
-        dest_lat: float,
-        dest_lon: float,
-        *,
-        situations: SituationArray | None = None,
-        limit_s: float | None = None,
-    ) -> tuple[FloatArray, FloatArray]:
-        dest_lat, dest_lon = check_latlon(dest_lat, dest_lon, "destination.")
-        distance = haversine_m(lat, lon, dest_lat, dest_lon)
-        seconds = distance * self._pace[modes]
-        if situations is not None:
-            seconds += self.turnout.table()[situations]
-        if limit_s is not None:
-            seconds[seconds > limit_s] = np.inf
-        return seconds, distance
 
 
 @dataclass
@@ -433,6 +404,7 @@ def reference(ask: Ask, lat: float, lon: float, unit: int) -> tuple[IntpArray, F
 class Timings:
     """Per-incident milliseconds of each way, and the counts."""
 
+    label: str
     ms: dict[str, list[float]]
     cpu_ms: list[float]  # rank's own CPU time (thread time): the wall time less preemption
     ranked: list[int]
@@ -463,7 +435,10 @@ def redis_key(client: redis.Redis | None, name: str) -> Iterator[str]:
 
 def measure(
     scene: Scene, model: TravelModel, client: redis.Redis | None, check: int, warmup: int
-) -> Timings:
+) -> list[Timings]:
+    """The agreement check, a warm-up, then two timed passes over different incidents: the
+    ``fresh`` one right after start-up, the ``steady`` one after it (the disks and cell
+    centres that ranking caches are what a running engine has seen by then)."""
     fire = load_policy().for_type(INCIDENT_TYPE)
     ask = Ask(scene.index, model, scene.held, fire.needs_roles, fire.needs_teams)
     with redis_key(client, scene.pop.name) as key:
@@ -483,37 +458,52 @@ def measure(
                 strict=True,
             )
         )
+        half = len(points) // 2
         agree(ask, ways, points[:check], scene.pop.name)
         for lat, lon, unit in points[:warmup]:
             for run in ways.values():
                 run(lat, lon, unit)
-        ms: dict[str, list[float]] = {name: [] for name in ways}
-        cpu_ms: list[float] = []
-        ranked: list[int] = []
-        names = list(ways)
-        clock = time.perf_counter_ns
-        cpu = time.thread_time_ns
-        gc.collect()
-        speed_before = machine_speed()
-        load_before = os.getloadavg()[0]
-        for q, (lat, lon, unit) in enumerate(
-            tqdm(points, desc=f"{scene.pop.name}: incidents", unit="incident", leave=False)
-        ):
-            # a different way goes first at each incident: none always meets a warm cache
-            for name in names[q % len(names) :] + names[: q % len(names)]:
-                run = ways[name]
-                start_cpu = cpu()
-                start = clock()
-                result = run(lat, lon, unit)
-                ms[name].append((clock() - start) / 1e6)
-                if name == "rank":
-                    cpu_ms.append((cpu() - start_cpu) / 1e6)
-                    ranked.append(len(result))
-        load = (load_before, os.getloadavg()[0])
-        speed_after = machine_speed()
-        reach = model.max_reach_m(MAX_ETA_S)
-        in_disk = [len(scene.index.near(lat, lon, reach)) for lat, lon, _ in points]
-    return Timings(ms, cpu_ms, ranked, in_disk, speed_before, speed_after, load)
+        return [
+            timed_pass(scene, model, ways, points[:half], "fresh"),
+            timed_pass(scene, model, ways, points[half:], "steady"),
+        ]
+
+
+def timed_pass(
+    scene: Scene,
+    model: TravelModel,
+    ways: dict[str, Callable[[float, float, int], Ranking]],
+    points: list[tuple[float, float, int]],
+    label: str,
+) -> Timings:
+    """Every way on every incident, interleaved (a different way first at each incident:
+    none always meets a warm CPU cache)."""
+    ms: dict[str, list[float]] = {name: [] for name in ways}
+    cpu_ms: list[float] = []
+    ranked: list[int] = []
+    names = list(ways)
+    clock = time.perf_counter_ns
+    cpu = time.thread_time_ns
+    gc.collect()
+    speed_before = machine_speed()
+    load_before = os.getloadavg()[0]
+    for q, (lat, lon, unit) in enumerate(
+        tqdm(points, desc=f"{scene.pop.name}: {label} pass", unit="incident", leave=False)
+    ):
+        for name in names[q % len(names) :] + names[: q % len(names)]:
+            run = ways[name]
+            start_cpu = cpu()
+            start = clock()
+            result = run(lat, lon, unit)
+            ms[name].append((clock() - start) / 1e6)
+            if name == "rank":
+                cpu_ms.append((cpu() - start_cpu) / 1e6)
+                ranked.append(len(result))
+    load = (load_before, os.getloadavg()[0])
+    speed_after = machine_speed()
+    reach = model.max_reach_m(MAX_ETA_S)
+    in_disk = [len(scene.index.near(lat, lon, reach)) for lat, lon, _ in points]
+    return Timings(label, ms, cpu_ms, ranked, in_disk, speed_before, speed_after, load)
 
 
 def machine_speed() -> float:
@@ -562,10 +552,10 @@ def report(scene: Scene, t: Timings) -> dict[str, tuple[float, float]]:
     n = len(scene.index)
     target = TARGETS_MS[name]
     print(
-        f"\n{name}: {n:,} volunteers on duty, {len(t.ranked):,} incidents; candidates per "
-        f"incident: ranked median {pct(t.ranked, 50):,.0f} (p99 {pct(t.ranked, 99):,.0f}, "
-        f"max {max(t.ranked):,}); in the index's grid_disk median {pct(t.in_disk, 50):,.0f} "
-        f"(p99 {pct(t.in_disk, 99):,.0f})"
+        f"\n{name}, {t.label} pass: {n:,} volunteers on duty, {len(t.ranked):,} incidents; "
+        f"candidates per incident: ranked median {pct(t.ranked, 50):,.0f} "
+        f"(p99 {pct(t.ranked, 99):,.0f}, max {max(t.ranked):,}); in the index's grid_disk "
+        f"median {pct(t.in_disk, 50):,.0f} (p99 {pct(t.in_disk, 99):,.0f})"
     )
     print(
         f"  machine: np.sin of 1,000 floats {t.speed_before:.1f} µs before, "
@@ -608,17 +598,15 @@ def main() -> None:
         help="comma-separated: 'county' and/or province sizes (each gives a spread and a "
         "dense scenario); default county,1000000",
     )
-    parser.add_argument("--queries", type=int, default=None, help="incidents per scenario")
-    parser.add_argument("--quick", action="store_true", help="county,100000 and 300 incidents")
+    parser.add_argument(
+        "--queries", type=int, default=None, help="incidents per pass (default 1,000)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="county,100000 and 300 incidents per pass"
+    )
     parser.add_argument("--check", type=int, default=30, help="incidents checked for agreement")
     parser.add_argument("--no-redis", action="store_true", help="skip the Redis baseline")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument(
-        "--model-extras",
-        action="store_true",
-        help="a crow-fly model that also gives its reach per mode and its distances (what "
-        "ranking can use if geo/travel.py offers them; same times and distances)",
-    )
     parser.add_argument(
         "--scenarios", default="county,province,dense", help="which scenarios to run"
     )
@@ -626,7 +614,7 @@ def main() -> None:
     # a terminated run still deletes its Redis key (the ``finally`` of redis_key)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = "county,100000" if args.quick and args.sizes == "county,1000000" else args.sizes
-    queries = args.queries or (300 if args.quick else 2_000)
+    queries = args.queries or (300 if args.quick else 1_000)
     wanted = set(args.scenarios.split(","))
     client = None if args.no_redis else redis.Redis.from_url(args.redis_url)
     if client is not None:
@@ -637,17 +625,10 @@ def main() -> None:
         f"python {platform.python_version()}, numpy {np.__version__}, H3 res {LIVE_RES}, "
         f"redis-py {redis.__version__} ({hiredis})"
     )
-    model = CrowFlyWithExtras() if args.model_extras else CrowFlyModel()
-    extras = [
-        f"{name}: {'yes' if hasattr(model, method) else 'no'}"
-        for name, method in (
-            ("its own reach per mode", "max_reach_by_mode_m"),
-            ("distances with its times", "seconds_and_distances_to"),
-        )
-    ]
+    model = CrowFlyModel()
     print(
-        f"  {queries:,} incidents per scenario, horizon {MAX_ETA_S:g} s, crow-fly model "
-        f"({', '.join(extras)}), '{INCIDENT_TYPE}' needs, {HELD_SHARE:.0%} held; "
+        f"  {queries:,} incidents per pass, horizon {MAX_ETA_S:g} s, crow-fly model, "
+        f"'{INCIDENT_TYPE}' needs, {HELD_SHARE:.0%} held; "
         "milliseconds per incident"
     )
     results: dict[str, dict[str, tuple[float, float]]] = {}
@@ -662,9 +643,9 @@ def main() -> None:
                 continue
             progress(f"{pop.name}: {len(pop.ids):,} volunteers, building the index")
             scene = build_scene(pop, queries)
-            timings = measure(scene, model, client, args.check, warmup=min(100, queries))
-            label = f"{pop.name} {len(pop.ids):,}"
-            results[label] = report(scene, timings)
+            for timings in measure(scene, model, client, args.check, min(100, queries)):
+                label = f"{pop.name} {len(pop.ids):,}, {timings.label}"
+                results[label] = report(scene, timings)
             del scene, timings, pop
             gc.collect()
     summary(results)
@@ -678,7 +659,7 @@ def summary(results: dict[str, dict[str, tuple[float, float]]]) -> None:
         for way, (p50, p99) in ways.items():
             if way != "rank":
                 cells.append(f"{way} {p50:.3f} / {p99:.3f} ({p50 / ours[0]:.1f}x)")
-        print(f"  {label:<18} " + "   ".join(cells))
+        print(f"  {label:<28} " + "   ".join(cells))
 
 
 if __name__ == "__main__":

@@ -174,6 +174,11 @@ def haversine_m(
 class CrowFlyModel:
     """Haversine x circuity / speed, per mode, plus turnout.
 
+    Besides the :class:`TravelModel` protocol it offers the two optional capabilities that
+    ranking uses when a model has them (``dispatch.core.ranking.ReachByMode`` and
+    ``DistanceByProduct``): each mode's own reach, so a walker beyond a walker's reach is
+    dropped before any trigonometry, and the distances it computed on the way to the times.
+
     Args:
         speeds_ms: speed per mode, m/s (defaults: :data:`geo.modes.CROW_FLY_SPEED_MS`).
         circuity: road distance / straight-line distance per mode (default 1.3).
@@ -195,12 +200,19 @@ class CrowFlyModel:
                 raise ValueError(f"circuity for {mode.wire} must be >= 1, got {circ[mode]}")
         # seconds per straight-line metre, indexed by mode code: one gather per query
         self._pace = np.array([circ[m] / speeds[m] for m in Mode], dtype=np.float64)
+        self._pace.flags.writeable = False
         self._max_speed = max(speeds[m] / circ[m] for m in Mode)
-        self.turnout = turnout or Turnout()
+        self._turnout = turnout or Turnout()
+        self._turnout_table = self._turnout.table()
 
     @property
     def name(self) -> str:
         return "crow-fly"
+
+    @property
+    def turnout(self) -> Turnout:
+        """The turnout delays this model adds (fixed at construction)."""
+        return self._turnout
 
     def seconds_to(
         self,
@@ -213,13 +225,35 @@ class CrowFlyModel:
         situations: SituationArray | None = None,
         limit_s: float | None = None,
     ) -> FloatArray:
+        return self.seconds_and_distances_to(
+            lat, lon, modes, dest_lat, dest_lon, situations=situations, limit_s=limit_s
+        )[0]
+
+    def seconds_and_distances_to(
+        self,
+        lat: FloatArray,
+        lon: FloatArray,
+        modes: ModeArray,
+        dest_lat: float,
+        dest_lon: float,
+        *,
+        situations: SituationArray | None = None,
+        limit_s: float | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """:meth:`seconds_to` and the haversine distances (metres) it was computed from."""
         dest_lat, dest_lon = check_latlon(dest_lat, dest_lon, "destination.")
-        seconds = haversine_m(lat, lon, dest_lat, dest_lon) * self._pace[modes]
+        distance = haversine_m(lat, lon, dest_lat, dest_lon)
+        seconds = distance * self._pace[modes]
         if situations is not None:
-            seconds += self.turnout.table()[situations]
+            seconds += self._turnout_table[situations]
         if limit_s is not None:
             seconds[seconds > limit_s] = np.inf
-        return seconds
+        return seconds, distance
 
     def max_reach_m(self, seconds: float) -> float:
         return max(0.0, seconds) * self._max_speed
+
+    def max_reach_by_mode_m(self, seconds: float) -> FloatArray:
+        """Straight-line metres each mode covers in ``seconds`` (turnout only shortens it),
+        indexed by :class:`~geo.modes.Mode` code."""
+        return np.asarray(max(0.0, seconds) / self._pace)

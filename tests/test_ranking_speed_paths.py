@@ -39,7 +39,15 @@ from geo.cells import (
     grid_disk,
 )
 from geo.modes import Mode
-from geo.travel import CrowFlyModel, FloatArray, ModeArray, SituationArray, haversine_m
+from geo.travel import (
+    CrowFlyModel,
+    FloatArray,
+    ModeArray,
+    SituationArray,
+    TravelModel,
+    earth_radius_m,
+    haversine_m,
+)
 from tests.strategies import GEOD, NOW, SEAT, Person, build_index, people, place
 from units.index import LiveIndex
 from units.vocab import Status
@@ -47,19 +55,18 @@ from units.vocab import Status
 WGS84 = Geod(ellps="WGS84")
 
 
-class ModelWithExtras(CrowFlyModel):
-    """The crow-fly model plus the two optional capabilities ranking can use."""
+class PlainModel:
+    """The crow-fly model's times behind the bare :class:`~geo.travel.TravelModel` protocol:
+    without the optional capabilities, ranking takes its general path."""
 
-    def max_reach_by_mode_m(self, seconds: float) -> FloatArray:
-        pace = self.seconds_to(
-            np.full(len(Mode), SEAT[0]),
-            np.full(len(Mode), SEAT[1] + 0.01),
-            np.arange(len(Mode), dtype=np.uint8),
-            *SEAT,
-        ) / haversine_m(SEAT[0], SEAT[1] + 0.01, *SEAT)
-        return np.asarray(max(0.0, seconds) / pace * 1.000001)
+    def __init__(self) -> None:
+        self._inner = CrowFlyModel()
 
-    def seconds_and_distances_to(
+    @property
+    def name(self) -> str:
+        return "plain"
+
+    def seconds_to(
         self,
         lat: FloatArray,
         lon: FloatArray,
@@ -69,26 +76,69 @@ class ModelWithExtras(CrowFlyModel):
         *,
         situations: SituationArray | None = None,
         limit_s: float | None = None,
-    ) -> tuple[FloatArray, FloatArray]:
-        seconds = self.seconds_to(
+    ) -> FloatArray:
+        return self._inner.seconds_to(
             lat, lon, modes, dest_lat, dest_lon, situations=situations, limit_s=limit_s
         )
-        return seconds, haversine_m(lat, lon, dest_lat, dest_lon)
+
+    def max_reach_m(self, seconds: float) -> float:
+        return self._inner.max_reach_m(seconds)
 
 
-PLAIN = CrowFlyModel()
-EXTRAS = ModelWithExtras()
-MODELS = {"plain": PLAIN, "extras": EXTRAS}
+PLAIN = PlainModel()
+EXTRAS = CrowFlyModel()
+MODELS: dict[str, TravelModel] = {"plain": PLAIN, "extras": EXTRAS}
 
 
-def test_the_extras_model_offers_both_capabilities() -> None:
+def test_the_plain_model_offers_neither_capability() -> None:
+    assert isinstance(PLAIN, TravelModel)
+    assert not hasattr(PLAIN, "max_reach_by_mode_m")
+    assert not hasattr(PLAIN, "seconds_and_distances_to")
+
+
+@pytest.mark.parametrize("seconds", [0.0, 1.0, 60.0, 300.0, 1800.0])
+def test_crow_fly_reach_by_mode_is_each_modes_own_reach(seconds: float) -> None:
     extras: ReachByMode = EXTRAS
-    with_distances: DistanceByProduct = EXTRAS
-    assert hasattr(extras, "max_reach_by_mode_m")
-    assert hasattr(with_distances, "seconds_and_distances_to")
-    reach = EXTRAS.max_reach_by_mode_m(300.0)
+    reach = extras.max_reach_by_mode_m(seconds)
     assert reach.shape == (len(Mode),)
-    assert math.isclose(reach.max(), PLAIN.max_reach_m(300.0), rel_tol=1e-5)
+    assert math.isclose(reach.max(), EXTRAS.max_reach_m(seconds), rel_tol=1e-12)
+    assert (reach > 0).all() if seconds else (reach == 0).all()
+    if seconds:
+        # an origin on patrol exactly at its mode's reach arrives exactly at the horizon
+        modes = np.arange(len(Mode), dtype=np.uint8)
+        lat_r, lon_r = destinations_north(reach)
+        eta = EXTRAS.seconds_to(lat_r, lon_r, modes, *SEAT)
+        np.testing.assert_allclose(eta, seconds, rtol=1e-9)
+
+
+def destinations_north(distance_m: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Points due north of the seat at ``distance_m`` on the haversine's own sphere."""
+    radius = earth_radius_m(SEAT[0])
+    lat = np.degrees(np.radians(SEAT[0]) + distance_m / radius)
+    # the haversine uses the radius at the pair's mean latitude: iterate to agree with it
+    for _ in range(5):
+        radius = earth_radius_m((lat + SEAT[0]) / 2.0)
+        lat = np.degrees(np.radians(SEAT[0]) + distance_m / radius)
+    return np.asarray(lat), np.full(len(distance_m), SEAT[1])
+
+
+def test_crow_fly_gives_the_distances_its_times_came_from() -> None:
+    with_distances: DistanceByProduct = EXTRAS
+    rng = np.random.default_rng(3)
+    n = 500
+    lat = SEAT[0] + rng.uniform(-0.05, 0.05, n)
+    lon = SEAT[1] + rng.uniform(-0.05, 0.05, n)
+    modes = rng.integers(0, len(Mode), n).astype(np.uint8)
+    situations = rng.integers(0, 4, n).astype(np.uint8)
+    seconds, distance = with_distances.seconds_and_distances_to(
+        lat, lon, modes, *SEAT, situations=situations, limit_s=300.0
+    )
+    np.testing.assert_array_equal(distance, haversine_m(lat, lon, *SEAT))
+    np.testing.assert_array_equal(
+        seconds, EXTRAS.seconds_to(lat, lon, modes, *SEAT, situations=situations, limit_s=300.0)
+    )
+    assert np.isinf(seconds).any()
+    assert np.isfinite(seconds).any()
 
 
 def reference(
