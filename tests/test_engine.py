@@ -7,6 +7,7 @@ command the engine returns.
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Callable
 
 import pytest
@@ -22,7 +23,7 @@ from dispatch.core.engine import (
     Persist,
 )
 from dispatch.core.policy import DEFAULT_POLICY_PATH, Policy, parse_policy
-from dispatch.core.states import AssignmentEvent, AssignmentState
+from dispatch.core.states import AssignmentEvent, AssignmentState, allowed_events, is_terminal
 from dispatch.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from geo.modes import Mode
 from geo.travel import CrowFlyModel
@@ -324,3 +325,68 @@ def test_widening_walks_every_step_and_closed_incidents_can_be_forgotten(
     assert core.next_deadline() is None
     with pytest.raises(NotFound):
         core.forget(incident.id)
+
+
+def expected_held(core: DispatchCore) -> list[bool]:
+    """The held mask by its definition: a scan of every assignment the core knows."""
+    holders = {
+        a.volunteer_id
+        for a in core.assignments.values()
+        if a.state in (AssignmentState.OFFERED, AssignmentState.ACCEPTED, AssignmentState.ON_SCENE)
+    }
+    return [volunteer_id in holders for volunteer_id in core.index.ids]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_held_mask_and_open_offers_follow_every_event(
+    policy: Policy, clock: FakeClock, seed: int
+) -> None:
+    """The mask and the open-offer table are kept in step incrementally; after any event
+    (offers, answers, expiries, closing, forgetting, volunteers joining the roster while
+    others hold offers, a restore into a fresh core) they equal a scan from scratch."""
+    rng = random.Random(seed)
+    index = LiveIndex()
+    for i in range(12):
+        place(index, f"v{i:02d}", rng.uniform(50.0, 2_000.0), azimuth=rng.uniform(0, 360))
+    core = make_core(index, policy)
+    joined = 12
+
+    def check(core: DispatchCore) -> None:
+        assert core.held_mask().tolist() == expected_held(core)
+        offered = {a.id for a in core.assignments.values() if a.state is AssignmentState.OFFERED}
+        assert {a.id for a in core._open_offers()} == offered
+        deadlines = [core.assignments[a].expires_at for a in offered]
+        due = core.next_deadline()
+        if deadlines:
+            assert due is not None
+            assert due <= min(deadlines)
+
+    for _ in range(60):
+        step = rng.random()
+        if step < 0.2:
+            core.create_incident(rng.choice(["drill", "fire", "dispute"]), *SEAT, clock.now())
+        elif step < 0.55:
+            live = [a for a in core.assignments.values() if not is_terminal(a.state)]
+            if live:
+                assignment = rng.choice(live)
+                event = rng.choice(list(AssignmentEvent))
+                if event in allowed_events(assignment.state):
+                    core.apply(assignment.id, event, clock.now())
+        elif step < 0.7:
+            clock.advance(rng.choice([5.0, 31.0, 200.0]))
+            core.tick(clock.now())
+        elif step < 0.8:
+            open_ = [i for i in core.incidents.values() if i.state == "open"]
+            if open_:
+                incident = rng.choice(open_)
+                core.close_incident(incident.id, clock.now())
+                if rng.random() < 0.5:
+                    core.forget(incident.id)
+        elif step < 0.9:
+            place(index, f"v{joined:02d}", rng.uniform(50.0, 2_000.0), now=clock.now())
+            joined += 1
+        else:
+            restored = make_core(index, policy)
+            restored.restore(core.incidents.values(), core.assignments.values())
+            check(restored)
+        check(core)

@@ -72,6 +72,10 @@ __all__ = [
 ]
 
 IncidentState = Literal["open", "closed"]
+#: States that count towards an incident's rings: offered, accepted, on scene, completed.
+_COMMITTED = frozenset(
+    s for s in AssignmentState if is_open(s) or is_active(s) or s is AssignmentState.COMPLETED
+)
 DispatchMode = Literal["auto", "manual"]
 
 
@@ -227,7 +231,16 @@ class DispatchCore:
         self.incidents: dict[str, Incident] = {}
         self.assignments: dict[str, Assignment] = {}
         self._holder: dict[str, str] = {}  # volunteer id -> open or active assignment id
+        self._offers: dict[str, Assignment] = {}  # assignment id -> the open offers
+        # per incident id: the slots of everyone it was offered to (never asked again), and
+        # the ids of its assignments that may still count towards its rings (pruned as they
+        # end: an incident that escalates for an hour has hundreds of finished offers)
+        self._asked: dict[str, list[int]] = {}
+        self._counting: dict[str, list[str]] = {}
         self._availability: dict[str, Status] = {}  # the volunteer's own choice
+        # ``_holder`` as a mask over index slots, kept in step with it (see held_mask)
+        self._held = np.zeros(0, dtype=np.bool_)
+        self._held_n = -1  # len(index) when _held was last rebuilt in full
 
     # ----------------------------------------------------------------- queries
 
@@ -258,12 +271,57 @@ class DispatchCore:
         return rings_of(incident.quota, self.incident_assignments(incident))
 
     def held_mask(self) -> npt.NDArray[np.bool_]:
-        """Per index slot: holds an open offer or an active assignment."""
-        mask = np.zeros(len(self.index), dtype=np.bool_)
-        for volunteer_id in self._holder:
-            if volunteer_id in self.index:
-                mask[self.index.slot(volunteer_id)] = True
-        return mask
+        """Per index slot: holds an open offer or an active assignment (a fresh copy).
+
+        Kept in step with ``_holder`` as offers open and close; rebuilt in full only when
+        the index has grown (a volunteer added to the roster may already hold one)."""
+        return self._held_mask().copy()
+
+    def _held_mask(self) -> npt.NDArray[np.bool_]:
+        n = len(self.index)
+        if n != self._held_n:
+            mask = np.zeros(n, dtype=np.bool_)
+            slot_of = self.index.slot_or_unknown
+            for volunteer_id in self._holder:
+                slot = slot_of(volunteer_id)
+                if slot >= 0:
+                    mask[slot] = True
+            self._held, self._held_n = mask, n
+        return self._held
+
+    def _asked_slots(self, incident: Incident) -> list[int]:
+        asked = self._asked.get(incident.id)
+        if asked is None or len(asked) != len(incident.assignment_ids):
+            # first use after a restore, or volunteers added to the index since
+            slot_of = self.index.slot_or_unknown
+            slots = (slot_of(self.assignments[a].volunteer_id) for a in incident.assignment_ids)
+            asked = self._asked[incident.id] = [s for s in slots if s >= 0]
+        return asked
+
+    def _counting_ids(self, incident: Incident) -> list[str]:
+        """Ids of the incident's assignments in a state that counts (pruned in place)."""
+        ids = self._counting.get(incident.id)
+        if ids is None:
+            ids = incident.assignment_ids
+        assignments = self.assignments
+        kept = [a for a in ids if assignments[a].state in _COMMITTED]
+        self._counting[incident.id] = kept
+        return kept
+
+    def _hold(self, volunteer_id: str, assignment: Assignment) -> None:
+        self._holder[volunteer_id] = assignment.id
+        if assignment.state is AssignmentState.OFFERED:
+            self._offers[assignment.id] = assignment
+        self._mark_held(volunteer_id, held=True)
+
+    def _release(self, volunteer_id: str) -> None:
+        self._holder.pop(volunteer_id, None)
+        self._mark_held(volunteer_id, held=False)
+
+    def _mark_held(self, volunteer_id: str, *, held: bool) -> None:
+        slot = self.index.slot_or_unknown(volunteer_id)
+        if 0 <= slot < self._held_n:
+            self._held[slot] = held
 
     def ranking(self, incident: Incident, now: float, max_eta_s: float | None = None) -> Ranking:
         """Eligible candidates for ``incident``, best first (never anyone it was offered to)."""
@@ -271,9 +329,9 @@ class DispatchCore:
         held = self.held_mask()
         # Whoever already had this incident (declined, let it expire, withdrew) is not asked
         # again: escalation moves on to the next best.
-        for assignment in self.incident_assignments(incident):
-            if assignment.volunteer_id in self.index:
-                held[self.index.slot(assignment.volunteer_id)] = True
+        asked = self._asked_slots(incident)
+        if asked:
+            held[asked] = True
         return rank(
             self.index,
             self.model,
@@ -501,11 +559,7 @@ class DispatchCore:
         return self.policy.for_type(incident.type)
 
     def _open_offers(self) -> Iterable[Assignment]:
-        return (
-            self.assignments[a]
-            for a in self._holder.values()
-            if self.assignments[a].state is AssignmentState.OFFERED
-        )
+        return self._offers.values()
 
     def _widen_due(self, incident: Incident) -> float | None:
         if (
@@ -529,23 +583,28 @@ class DispatchCore:
 
     def _need(self, incident: Incident) -> Need:
         rules = self._rules(incident)
-        live = [
-            a
-            for a in self.incident_assignments(incident)
-            if is_open(a.state) or is_active(a.state) or a.state is AssignmentState.COMPLETED
-        ]
-        open_now = sum(1 for a in live if is_open(a.state))
+        needs_roles, needs_teams = rules.needs_roles, rules.needs_teams
+        committed_rings: list[int] = []
+        open_now = 0
         skilled = False
-        for a in live:
-            if a.volunteer_id in self.index:
-                slot = self.index.slot(a.volunteer_id)
-                if (int(self.index.roles[slot]) & rules.needs_roles) or (
-                    int(self.index.teams[slot]) & rules.needs_teams
-                ):
-                    skilled = True
+        roles = teams = None
+        slot_of = self.index.slot_or_unknown
+        for assignment_id in self._counting_ids(incident):
+            a = self.assignments[assignment_id]
+            state = a.state
+            committed_rings.append(NO_RING if a.ring_min is None else a.ring_min)
+            if state is AssignmentState.OFFERED:
+                open_now += 1
+            if skilled or not (needs_roles or needs_teams):
+                continue
+            slot = slot_of(a.volunteer_id)
+            if slot >= 0:
+                if roles is None or teams is None:
+                    roles, teams = self.index.roles, self.index.teams
+                skilled = bool((int(roles[slot]) & needs_roles) or (int(teams[slot]) & needs_teams))
         return Need(
             quota=incident.quota,
-            committed_rings=[NO_RING if a.ring_min is None else a.ring_min for a in live],
+            committed_rings=committed_rings,
             committed_skilled=skilled,
             skill_required=bool(rules.needs_roles or rules.needs_teams),
             max_new=rules.max_open_offers - open_now,
@@ -605,7 +664,16 @@ class DispatchCore:
         )
         self.assignments[assignment.id] = assignment
         incident.assignment_ids.append(assignment.id)
-        self._holder[volunteer_id] = assignment.id
+        self._hold(volunteer_id, assignment)
+        counting = self._counting.get(incident.id)
+        if counting is not None:
+            counting.append(assignment.id)
+        asked = self._asked.get(incident.id)
+        slot = self.index.slot_or_unknown(volunteer_id)
+        if asked is not None and slot >= 0:
+            asked.append(slot)
+        else:
+            self._asked.pop(incident.id, None)  # rebuilt on next use
         return assignment, [
             Persist("assignment.offered", now, (assignment,)),
             Offer(assignment, incident),
@@ -627,6 +695,8 @@ class DispatchCore:
         before = assignment.state
         assignment.state = next_state(before, event)  # raises IllegalTransition
         assignment.updated_at = now
+        if before is AssignmentState.OFFERED:
+            self._offers.pop(assignment.id, None)
         if reason is not None:
             assignment.reason = reason
         volunteer_id = assignment.volunteer_id
@@ -637,7 +707,7 @@ class DispatchCore:
             if slot is not None:
                 self.index.set_status(slot, Status.BUSY)
         if is_terminal(assignment.state):
-            self._holder.pop(volunteer_id, None)
+            self._release(volunteer_id)
             if slot is not None and is_active(before):
                 self.index.set_status(slot, self._availability.get(volunteer_id, Status.AVAILABLE))
         feed = FEED_EVENTS[assignment.state]
@@ -664,10 +734,11 @@ class DispatchCore:
     def _stand_down_surplus(self, incident: Incident, now: float) -> list[Command]:
         """Cancel open offers that are no longer needed once enough people accepted."""
         need = self._need(incident)
+        counting = [self.assignments[a] for a in self._counting_ids(incident)]
         accepted_rings = [
             NO_RING if a.ring_min is None else a.ring_min
-            for a in self.incident_assignments(incident)
-            if is_active(a.state) or a.state is AssignmentState.COMPLETED
+            for a in counting
+            if a.state is not AssignmentState.OFFERED
         ]
         met = Need(
             quota=incident.quota,
@@ -678,7 +749,7 @@ class DispatchCore:
         if any(met.shortfall().values()) or met.wants_skill():
             return []
         commands: list[Command] = []
-        for assignment in self.incident_assignments(incident):
+        for assignment in counting:
             if is_open(assignment.state):
                 commands += self._move(assignment, AssignmentEvent.CANCEL, now, reason="quota met")
         return commands
@@ -696,6 +767,8 @@ class DispatchCore:
         if incident.state != "closed":
             raise Conflict(f"incident {incident_id} is still open")
         del self.incidents[incident_id]
+        self._asked.pop(incident_id, None)
+        self._counting.pop(incident_id, None)
         for assignment_id in incident.assignment_ids:
             self.assignments.pop(assignment_id, None)
 
@@ -706,6 +779,8 @@ class DispatchCore:
 
         Offers that expired during the downtime are expired by the next :meth:`tick`.
         """
+        self._asked.clear()
+        self._counting.clear()
         for incident in incidents:
             self.incidents[incident.id] = incident
         for assignment in sorted(assignments, key=lambda a: (a.offered_at, a.id)):
@@ -714,6 +789,6 @@ class DispatchCore:
             if owner is not None and assignment.id not in owner.assignment_ids:
                 owner.assignment_ids.append(assignment.id)
             if is_open(assignment.state) or is_active(assignment.state):
-                self._holder[assignment.volunteer_id] = assignment.id
+                self._hold(assignment.volunteer_id, assignment)
                 if is_active(assignment.state) and assignment.volunteer_id in self.index:
                     self.index.set_status(self.index.slot(assignment.volunteer_id), Status.BUSY)
