@@ -49,6 +49,13 @@ class Metrics:
             buckets=_FAST,
             registry=self.registry,
         )
+        self.gc_pause = Histogram(
+            "dispatch_gc_pause_seconds",
+            "Pauses of the cyclic garbage collector, by generation (see dispatch/gcpolicy.py)",
+            ["generation"],
+            buckets=_FAST,
+            registry=self.registry,
+        )
         self.volunteers_connected = Gauge(
             "dispatch_volunteers_connected",
             "Volunteers with an open websocket",
@@ -81,6 +88,9 @@ class Metrics:
 
     def observe_dispatch(self, seconds: float) -> None:
         self.dispatch_latency.observe(seconds)
+
+    def observe_gc(self, generation: int, seconds: float) -> None:
+        self.gc_pause.labels(str(generation)).observe(seconds)
 
     def set_connected(self, volunteers: int, operators: int) -> None:
         self.volunteers_connected.set(volunteers)

@@ -53,6 +53,7 @@ from dispatch.core.policy import Policy
 from dispatch.core.ranking import Candidate
 from dispatch.core.states import AssignmentEvent, next_state
 from dispatch.errors import Conflict, InvalidInput, NotFound
+from dispatch.gcpolicy import GcPolicy
 from dispatch.hub import Hub, _dumps
 from dispatch.metrics import Metrics
 from dispatch.store.base import Commit, PointsRecord, Store, VolunteerRecord
@@ -122,6 +123,8 @@ class Service:
         demand: Demand | None = None,
         position_flush_s: float = 1.0,
         feed_batch_s: float = 1.0,
+        gc_full_every_s: float | None = None,
+        gc_full_max_s: float | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -142,6 +145,17 @@ class Service:
             unit_ids=unit_ids,
         )
         self.metrics = Metrics()
+        #: The process's garbage-collector schedule (dispatch/gcpolicy.py); None leaves the
+        #: collector as Python set it.
+        self.gc_policy = (
+            None
+            if gc_full_every_s is None
+            else GcPolicy(
+                full_every_s=gc_full_every_s,
+                full_max_s=max(gc_full_every_s, gc_full_max_s or 6 * gc_full_every_s),
+                on_pause=self.metrics.observe_gc,
+            )
+        )
         self.hub = Hub(on_change=self.metrics.set_connected)
         self.lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -177,6 +191,8 @@ class Service:
         self.core.restore(incidents, assignments)
         async with self.lock:
             await self.execute(self.core.tick(self.clock.now()))
+        if self.gc_policy is not None:
+            self.gc_policy.install(self.clock.now())
         self._tasks = [
             asyncio.create_task(self._timer(), name="dispatch-timer"),
             asyncio.create_task(self._flush_positions(), name="position-flush"),
@@ -196,6 +212,8 @@ class Service:
             await self._flush_dirty()
         await self.hub.close()
         await self.store.close()
+        if self.gc_policy is not None:
+            self.gc_policy.uninstall()
         self.started = False
 
     def wake(self) -> None:
@@ -696,6 +714,9 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
             self._wake.clear()
+            if self.gc_policy is not None:
+                # between events, never inside one: a full collection is the longest pause
+                self.gc_policy.maybe_collect(self.clock.now(), quiet=not self.core.open_offers)
             deadline = self.core.next_deadline()
             if deadline is None or deadline > self.clock.now():
                 continue

@@ -18,6 +18,9 @@ environment                TOML key              meaning
 ``DISPATCH_TRAVEL_MODEL``  ``travel_model``      ``crow-fly`` (default) or ``road``
 ``DISPATCH_MAX_BODY``      ``max_body_bytes``    request body cap, bytes (default 1 MiB)
 ``DISPATCH_FAKE_CLOCK_START`` ``fake_clock_start`` run on a fake clock (drills and tests)
+``DISPATCH_GC_FULL_EVERY_S`` ``gc_full_every_s``  full GC between events this often when no
+                                                 offer is open (default 600; 0 = Python's)
+``DISPATCH_GC_FULL_MAX_S`` ``gc_full_max_s``      ... and at the latest this often (3600)
 =========================  ====================  ==========================================
 """
 
@@ -61,6 +64,9 @@ class Settings:
     #: Run on a FakeClock starting here (epoch seconds) that only the operator's
     #: ``POST /api/v1/admin/clock/advance`` moves: for drills and end-to-end tests.
     fake_clock_start: float | None = None
+    #: The garbage-collector schedule (dispatch/gcpolicy.py); 0 leaves Python's own.
+    gc_full_every_s: float = 600.0
+    gc_full_max_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.store not in ("sqlite", "memory", "redis"):
@@ -74,6 +80,16 @@ class Settings:
             )
         if self.max_body_bytes < 1024:
             raise SettingsError("max_body_bytes must be at least 1024", field="max_body_bytes")
+        if not (0.0 <= self.gc_full_every_s < float("inf")):
+            raise SettingsError(
+                "gc_full_every_s must be >= 0 (0: Python's own schedule)", field="gc_full_every_s"
+            )
+        if not (
+            self.gc_full_every_s <= self.gc_full_max_s < float("inf") and self.gc_full_max_s > 0
+        ):
+            raise SettingsError(
+                "gc_full_max_s must be > 0 and >= gc_full_every_s", field="gc_full_max_s"
+            )
         for token in self.operator_tokens:
             if len(token) < 16:
                 raise SettingsError(
@@ -132,7 +148,13 @@ def _convert(name: str, raw: object) -> object:
             return tuple(t.strip() for t in items if t.strip())
         if name == "max_body_bytes":
             return int(cast(str, raw))
-        if name in ("position_flush_s", "feed_batch_s", "fake_clock_start"):
+        if name in (
+            "position_flush_s",
+            "feed_batch_s",
+            "fake_clock_start",
+            "gc_full_every_s",
+            "gc_full_max_s",
+        ):
             return float(cast(str, raw))
         if isinstance(raw, str):
             return raw

@@ -74,6 +74,8 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
         demand=Demand.from_dataset(dataset),
         position_flush_s=settings.position_flush_s,
         feed_batch_s=settings.feed_batch_s,
+        gc_full_every_s=settings.gc_full_every_s or None,
+        gc_full_max_s=settings.gc_full_max_s,
     )
 
 

@@ -353,6 +353,11 @@ class DispatchCore:
         ranking = self.ranking(incident, now, max_eta_s)
         return ranking.candidates(self.index, self.unit_ids, limit)
 
+    @property
+    def open_offers(self) -> int:
+        """How many offers await an answer."""
+        return len(self._offers)
+
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has work: the earliest offer expiry or widening."""
         deadlines = [a.expires_at for a in self._open_offers()]
