@@ -57,7 +57,7 @@ from dispatch.gcpolicy import GcPolicy
 from dispatch.hub import Hub, _dumps
 from dispatch.metrics import Metrics
 from dispatch.store.base import Commit, PointsRecord, Store, VolunteerRecord
-from dispatch.wire import assignment_wire, incident_brief, incident_wire
+from dispatch.wire import assignment_wire, incident_brief, incident_summary, incident_wire
 from geo.coords import check_latlon
 from geo.modes import Mode
 from geo.travel import TravelModel
@@ -686,9 +686,11 @@ class Service:
         return entry, feed
 
     def _feed_message(self, command: Notify, snapshots: dict[str, str]) -> str:
-        """The feed message's JSON text. The incident (with all its assignments) is encoded
-        once per :meth:`execute` and spliced into each message that carries it: an offer to
-        100 volunteers is 100 messages with the same incident in each."""
+        """The feed message's JSON text. ``incident.*`` events carry the whole incident with
+        its assignments; ``assignment.*`` events carry the assignment and the incident's
+        summary (its ``rings`` as they are now, no assignments list): an offer to 100
+        volunteers is 100 messages, not 100 copies of all 100 assignments. Each incident is
+        encoded once per :meth:`execute` and spliced into every message that carries it."""
         message: dict[str, Any] = {"type": command.type, "at": to_iso(command.at)}
         if command.assignment is not None:
             message["assignment"] = assignment_wire(command.assignment)
@@ -696,11 +698,16 @@ class Service:
         incident = command.incident
         if incident is None:
             return text
-        if incident.id not in snapshots:
-            snapshots[incident.id] = _dumps(
-                incident_wire(incident, self.core.incident_assignments(incident))
+        whole = command.assignment is None
+        key = f"{incident.id}{'' if whole else '~'}"
+        if key not in snapshots:
+            assignments = self.core.incident_assignments(incident)
+            snapshots[key] = _dumps(
+                incident_wire(incident, assignments)
+                if whole
+                else incident_summary(incident, assignments)
             )
-        return f'{text[:-1]},"incident":{snapshots[incident.id]}}}'
+        return f'{text[:-1]},"incident":{snapshots[key]}}}'
 
     # ---------------------------------------------------------------- timers
 

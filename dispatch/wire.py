@@ -8,7 +8,7 @@ from typing import Any
 from dispatch.core.clock import to_iso
 from dispatch.core.engine import Assignment, Incident, rings_of
 
-__all__ = ["assignment_wire", "incident_brief", "incident_wire"]
+__all__ = ["assignment_wire", "incident_brief", "incident_summary", "incident_wire"]
 
 
 def assignment_wire(a: Assignment) -> dict[str, Any]:
@@ -46,6 +46,16 @@ def incident_wire(i: Incident, assignments: Sequence[Assignment]) -> dict[str, A
     """The full incident with its assignments: the contract's fields plus ``dispatch``,
     ``unmet``, ``max_eta_s``, ``closed_at`` and ``outcome``."""
     return {
+        **incident_summary(i, assignments),
+        "assignments": [assignment_wire(a) for a in assignments],
+    }
+
+
+def incident_summary(i: Incident, assignments: Sequence[Assignment]) -> dict[str, Any]:
+    """:func:`incident_wire` without the ``assignments`` list (``rings`` still counts them):
+    what the operators' feed carries beside the one assignment an ``assignment.*`` event is
+    about, so that an offer to 100 volunteers is not 100 copies of all 100 assignments."""
+    return {
         **incident_brief(i),
         "state": i.state,
         "dispatch": i.dispatch,
@@ -55,5 +65,4 @@ def incident_wire(i: Incident, assignments: Sequence[Assignment]) -> dict[str, A
         "rings": rings_of(i.quota, assignments),
         "unmet": list(i.unmet),
         "max_eta_s": i.max_eta_s,
-        "assignments": [assignment_wire(a) for a in assignments],
     }

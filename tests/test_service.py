@@ -182,6 +182,17 @@ async def test_the_whole_story(tmp_path: Path) -> None:
                 m["assignment"]["volunteer_id"] for m in seen if m["type"] == "assignment.offered"
             ]
             assert offered_to == ["v0", "v1", "v2"]
+            # incident.* events carry the whole incident; assignment.* events the one
+            # assignment and the incident's summary, its rings counted as they were then
+            # (as they stand once the engine call is done: the first offer is in it)
+            events = [m for m in seen if m["type"] != "positions"]
+            created = events[0]["incident"]
+            assert [a["volunteer_id"] for a in created["assignments"]] == ["v0"]
+            for m in events[1:]:
+                assert "assignments" not in m["incident"]
+                assert m["incident"]["id"] == incident["id"]
+            accepted = [m["incident"]["rings"]["5"]["accepted"] for m in events]
+            assert accepted == [0, 0, 0, 0, 0, 0, 1, 1, 1]
 
 
 @pytest.mark.asyncio

@@ -53,7 +53,9 @@ from dispatch.store.codec import (
     INCIDENT_FIELDS,
     decode_assignment,
     decode_incident,
+    dumps,
     encode_assignment,
+    encode_commit,
     encode_incident,
 )
 from dispatch.store.migrations import MIGRATIONS, Migration, latest_version
@@ -320,6 +322,33 @@ def test_the_codec_covers_every_field_of_the_engine_records() -> None:
     assert tuple(f.name for f in fields(Assignment)) == ASSIGNMENT_FIELDS
     assert tuple(encode_incident(full_incident())) == INCIDENT_FIELDS
     assert tuple(encode_assignment(assignment())) == ASSIGNMENT_FIELDS
+
+
+@pytest.mark.parametrize("credit", [None, Credit("v1", "a1", 12, 1800.0)])
+@pytest.mark.parametrize("applied", [False, True])
+def test_the_log_payload_is_the_one_go_encoding(credit: Credit | None, applied: bool) -> None:
+    """The payload splices the records' text encoded once; it must be the very text that
+    encoding the whole payload in one go gives (strange characters included)."""
+    entry = encode_commit(
+        Commit(
+            "assignment.offered",
+            NOW,
+            (full_incident(), assignment(reason='说"明"\\n\u2028')),
+            outbox=[("v1", {"type": "assignment.offered", "x": "é"}), ("v2", {"type": None})],
+            credit=credit,
+        )
+    )
+    one_go = {
+        "records": [{"kind": r.kind, "data": r.data} for r in entry.records],
+        "credit": None if entry.credit_data is None else {**entry.credit_data, "applied": applied},
+        "messages": [
+            {"volunteer_id": "v1", "seq": 7, "type": "assignment.offered"},
+            {"volunteer_id": "v2", "seq": 3, "type": None},
+        ],
+    }
+    assert entry.log_payload([7, 3], applied) == dumps(one_go)
+    empty = encode_commit(Commit("incident.updated", NOW, ()))
+    assert empty.log_payload([], applied) == dumps({"records": [], "credit": None, "messages": []})
 
 
 @pytest.mark.parametrize(

@@ -493,9 +493,8 @@ class EncodedCommit:
         credit = None if self.credit_data is None else {**self.credit_data}
         if credit is not None:
             credit["applied"] = credit_applied
-        return dumps(
+        rest = dumps(
             {
-                "records": [{"kind": r.kind, "data": r.data} for r in self.records],
                 "credit": credit,
                 "messages": [
                     {"volunteer_id": m.volunteer_id, "seq": seq, "type": m.type}
@@ -504,6 +503,10 @@ class EncodedCommit:
             },
             "event payload",
         )
+        # the records' text is already encoded: spliced, not encoded a second time (the
+        # same text as encoding {"records": [{"kind", "data"}], ...} in one go)
+        records = ",".join(f'{{"kind":"{r.kind}","data":{r.text}}}' for r in self.records)
+        return f'{{"records":[{records}],{rest[1:]}'
 
     @property
     def subject(self) -> tuple[Literal["incident", "assignment"] | None, str | None]:
