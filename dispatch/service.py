@@ -124,7 +124,7 @@ class Service:
         position_flush_s: float = 1.0,
         feed_batch_s: float = 1.0,
         gc_full_every_s: float | None = None,
-        gc_full_max_s: float | None = None,
+        gc_full_max_s: float = 3600.0,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -152,7 +152,7 @@ class Service:
             if gc_full_every_s is None
             else GcPolicy(
                 full_every_s=gc_full_every_s,
-                full_max_s=max(gc_full_every_s, gc_full_max_s or 6 * gc_full_every_s),
+                full_max_s=gc_full_max_s,
                 on_pause=self.metrics.observe_gc,
             )
         )

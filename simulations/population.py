@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import betaincinv
 
-from geo.dataset.load import CountyDataset
+from geo.dataset.load import CountyDataset, on_duty
 from geo.modes import Mode
 from simulations.keyed import Stream, id_keys, key_of, uniforms, uniforms_array
 
@@ -126,11 +126,7 @@ class SimVolunteers:
         Raises:
             ValueError: ``weekday`` or ``hour`` is out of range.
         """
-        if not (0 <= weekday < 7 and 0 <= hour < 24):
-            raise ValueError(f"weekday must be 0-6 and hour 0-23, got {weekday}, {hour}")
-        hours = (self.duty_hours >> np.uint32(hour)) & np.uint32(1)
-        days = (self.duty_days >> np.uint8(weekday)) & np.uint8(1)
-        return np.asarray((hours == 1) & (days == 1))
+        return on_duty(self.duty_hours, self.duty_days, weekday, hour)
 
     def concat(self, other: SimVolunteers) -> SimVolunteers:
         """This roster followed by ``other``'s volunteers.

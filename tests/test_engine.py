@@ -341,9 +341,10 @@ def expected_held(core: DispatchCore) -> list[bool]:
 def test_the_held_mask_and_open_offers_follow_every_event(
     policy: Policy, clock: FakeClock, seed: int
 ) -> None:
-    """The mask and the open-offer table are kept in step incrementally; after any event
-    (offers, answers, expiries, closing, forgetting, volunteers joining the roster while
-    others hold offers, a restore into a fresh core) they equal a scan from scratch."""
+    """The mask, the open-offer table and each incident's asked and counting assignments are
+    kept in step incrementally; after any event (offers, answers, expiries, closing,
+    forgetting, volunteers joining the roster while others hold offers, a restore into a
+    fresh core) they equal a scan from scratch."""
     rng = random.Random(seed)
     index = LiveIndex()
     for i in range(12):
@@ -355,6 +356,20 @@ def test_the_held_mask_and_open_offers_follow_every_event(
         assert core.held_mask().tolist() == expected_held(core)
         offered = {a.id for a in core.assignments.values() if a.state is AssignmentState.OFFERED}
         assert {a.id for a in core._open_offers()} == offered
+        for incident in core.incidents.values():
+            mine = [core.assignments[a] for a in incident.assignment_ids]
+            assert core._asked_slots(incident) == [index.slot(a.volunteer_id) for a in mine]
+            assert core._counting_ids(incident) == [
+                a.id
+                for a in mine
+                if a.state
+                not in (
+                    AssignmentState.DECLINED,
+                    AssignmentState.EXPIRED,
+                    AssignmentState.CANCELLED,
+                    AssignmentState.WITHDRAWN,
+                )
+            ]
         deadlines = [core.assignments[a].expires_at for a in offered]
         due = core.next_deadline()
         if deadlines:

@@ -232,11 +232,13 @@ class DispatchCore:
         self.assignments: dict[str, Assignment] = {}
         self._holder: dict[str, str] = {}  # volunteer id -> open or active assignment id
         self._offers: dict[str, Assignment] = {}  # assignment id -> the open offers
-        # per incident id: the slots of everyone it was offered to (never asked again), and
-        # the ids of its assignments that may still count towards its rings (pruned as they
-        # end: an incident that escalates for an hour has hundreds of finished offers)
+        # Per incident id, derived from its assignment_ids and brought up to date on use
+        # (the list only grows): the slots of everyone it was offered to (never asked again),
+        # covering its first len(...) assignments; and, with how many assignments they cover,
+        # the ids of those that still count towards its rings (pruned as they end: an
+        # incident that escalates for an hour has hundreds of finished offers).
         self._asked: dict[str, list[int]] = {}
-        self._counting: dict[str, list[str]] = {}
+        self._counting: dict[str, tuple[int, list[str]]] = {}
         self._availability: dict[str, Status] = {}  # the volunteer's own choice
         # ``_holder`` as a mask over index slots, kept in step with it (see held_mask)
         self._held = np.zeros(0, dtype=np.bool_)
@@ -290,22 +292,26 @@ class DispatchCore:
         return self._held
 
     def _asked_slots(self, incident: Incident) -> list[int]:
-        asked = self._asked.get(incident.id)
-        if asked is None or len(asked) != len(incident.assignment_ids):
-            # first use after a restore, or volunteers added to the index since
-            slot_of = self.index.slot_or_unknown
-            slots = (slot_of(self.assignments[a].volunteer_id) for a in incident.assignment_ids)
-            asked = self._asked[incident.id] = [s for s in slots if s >= 0]
+        """Slots of everyone the incident was offered to. The cached prefix holds only
+        volunteers found in the index; one not (yet) there is looked up again next time."""
+        asked = self._asked.setdefault(incident.id, [])
+        ids = incident.assignment_ids
+        slot_of = self.index.slot_or_unknown
+        for i in range(len(asked), len(ids)):
+            slot = slot_of(self.assignments[ids[i]].volunteer_id)
+            if slot < 0:
+                rest = (slot_of(self.assignments[a].volunteer_id) for a in ids[i + 1 :])
+                return asked + [s for s in rest if s >= 0]
+            asked.append(slot)
         return asked
 
     def _counting_ids(self, incident: Incident) -> list[str]:
-        """Ids of the incident's assignments in a state that counts (pruned in place)."""
-        ids = self._counting.get(incident.id)
-        if ids is None:
-            ids = incident.assignment_ids
+        """Ids of the incident's assignments in a state that counts."""
+        ids = incident.assignment_ids
+        covered, kept = self._counting.get(incident.id, (0, []))
         assignments = self.assignments
-        kept = [a for a in ids if assignments[a].state in _COMMITTED]
-        self._counting[incident.id] = kept
+        kept = [a for a in (*kept, *ids[covered:]) if assignments[a].state in _COMMITTED]
+        self._counting[incident.id] = (len(ids), kept)
         return kept
 
     def _hold(self, volunteer_id: str, assignment: Assignment) -> None:
@@ -592,7 +598,7 @@ class DispatchCore:
         committed_rings: list[int] = []
         open_now = 0
         skilled = False
-        roles = teams = None
+        roles, teams = self.index.roles, self.index.teams
         slot_of = self.index.slot_or_unknown
         for assignment_id in self._counting_ids(incident):
             a = self.assignments[assignment_id]
@@ -604,8 +610,6 @@ class DispatchCore:
                 continue
             slot = slot_of(a.volunteer_id)
             if slot >= 0:
-                if roles is None or teams is None:
-                    roles, teams = self.index.roles, self.index.teams
                 skilled = bool((int(roles[slot]) & needs_roles) or (int(teams[slot]) & needs_teams))
         return Need(
             quota=incident.quota,
@@ -670,15 +674,6 @@ class DispatchCore:
         self.assignments[assignment.id] = assignment
         incident.assignment_ids.append(assignment.id)
         self._hold(volunteer_id, assignment)
-        counting = self._counting.get(incident.id)
-        if counting is not None:
-            counting.append(assignment.id)
-        asked = self._asked.get(incident.id)
-        slot = self.index.slot_or_unknown(volunteer_id)
-        if asked is not None and slot >= 0:
-            asked.append(slot)
-        else:
-            self._asked.pop(incident.id, None)  # rebuilt on next use
         return assignment, [
             Persist("assignment.offered", now, (assignment,)),
             Offer(assignment, incident),

@@ -55,6 +55,7 @@ __all__ = [
     "Volunteers",
     "Workstations",
     "load_dataset",
+    "on_duty",
 ]
 
 #: The committed Gucheng dataset of this repository.
@@ -227,11 +228,21 @@ class Volunteers(_Table):
         Raises:
             ValueError: ``weekday`` or ``hour`` is out of range.
         """
-        if not (0 <= weekday < 7 and 0 <= hour < 24):
-            raise ValueError(f"weekday must be 0-6 and hour 0-23, got {weekday}, {hour}")
-        hours = (self.duty_hours >> np.uint32(hour)) & np.uint32(1)
-        days = (self.duty_days >> np.uint8(weekday)) & np.uint8(1)
-        return np.asarray((hours == 1) & (days == 1))
+        return on_duty(self.duty_hours, self.duty_days, weekday, hour)
+
+
+def on_duty(duty_hours: U32, duty_days: U8, weekday: int, hour: int) -> Bools:
+    """Who is on duty at ``hour`` (0-23) of ``weekday`` (0 = Monday), from the dataset's
+    duty bit sets (bit ``h`` of ``duty_hours``, bit ``d`` of ``duty_days``).
+
+    Raises:
+        ValueError: ``weekday`` or ``hour`` is out of range.
+    """
+    if not (0 <= weekday < 7 and 0 <= hour < 24):
+        raise ValueError(f"weekday must be 0-6 and hour 0-23, got {weekday}, {hour}")
+    hours = (duty_hours >> np.uint32(hour)) & np.uint32(1)
+    days = (duty_days >> np.uint8(weekday)) & np.uint8(1)
+    return np.asarray((hours == 1) & (days == 1))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
