@@ -181,7 +181,6 @@ def test_bad_point_raises_coordinate_error(crow: CrowFlyModel) -> None:
         isochrone(crow, LAT0, LON0, Mode.WALK, res=16)
 
 
-@pytest.mark.skipif(not DATASET.exists(), reason="data/gucheng/roads.geojson not built yet")
 @pytest.mark.parametrize("mode", [Mode.WALK, Mode.CAR])
 def test_rings_nest_on_the_county_dataset(mode: Mode) -> None:
     road = RoadModel(RoadNetwork.from_file(DATASET))

@@ -245,7 +245,6 @@ def test_model_times_equal_networkx_or_a_straight_walk(seed: int) -> None:
         assert_times_equal(model.seconds_to(lat, lon, modes, dlat, dlon), expected)
 
 
-@pytest.mark.skipif(not DATASET.exists(), reason="data/gucheng/roads.geojson not built yet")
 def test_dataset_times_equal_networkx() -> None:
     lines = gpd.read_file(DATASET, engine="pyogrio")
     network = RoadNetwork.from_file(DATASET)
