@@ -590,7 +590,7 @@ def _rank(
         if not len(keep):
             return _empty()
         slots, v_lat, v_lon, eta = slots[keep], v_lat[keep], v_lon[keep], eta[keep]
-        attrs = np.take(attrs, keep, axis=0)
+        attrs = attrs.take(keep, axis=0)
         if distance is not None:
             distance = distance[keep]
     # Steps 5-7 (the order itself on demand: Ranking.head).
@@ -630,8 +630,8 @@ class _Rows(NamedTuple):
         return _Rows(
             self.slots[keep],
             None if self.modes is None else self.modes[keep],
-            np.take(self.fixes, keep, axis=0),
-            np.take(self.attrs, keep, axis=0) if len(self.attrs) else self.attrs,
+            self.fixes.take(keep, axis=0),
+            self.attrs.take(keep, axis=0) if len(self.attrs) else self.attrs,
         )
 
 
@@ -654,7 +654,7 @@ def _fresh_in_reach(
     bound = None
     if mode_reach is not None or len(slots) >= _PREFILTER_MIN:
         bound = _reach_bound(lat, lon, model.max_reach_m(max_eta_s), mode_reach)
-    fixes = np.take(index.fixes, slots, axis=0)
+    fixes = index.fixes.take(slots, axis=0)
     ok = now - fixes[:, FIX_TS] <= index.freshness_s  # NaN (no fix) compares False
     if bound is not None:
         dy = fixes[:, FIX_LAT] - lat
@@ -694,7 +694,7 @@ def _attributes(index: LiveIndex, slots: IntArray) -> npt.NDArray[np.uint8]:
     """The attribute records of ``slots``, shape ``(len(slots), 4)``: read as one 4-byte
     word each (one gather instead of a row-wise copy)."""
     words = index.attributes.view(np.uint32).reshape(-1)
-    return np.take(words, slots).view(np.uint8).reshape(-1, 4)
+    return words.take(slots).view(np.uint8).reshape(-1, 4)
 
 
 def _cells_in_reach(
