@@ -166,9 +166,18 @@ def haversine_m(
     mean latitude's ``sin((φ + φ0)/2) = sin φ0 c + cos φ0 s``; then ``sin(Δλ/2)`` and the
     ``arcsin``. In place, on one array's worth of temporaries.
     """
-    lat_a, lon_a = np.broadcast_arrays(
-        np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
-    )
+    if (  # ranking's case, without the few microseconds of the general one
+        isinstance(lat, np.ndarray)
+        and isinstance(lon, np.ndarray)
+        and lat.dtype == lon.dtype == np.float64
+        and lat.ndim == 1
+        and lat.shape == lon.shape
+    ):
+        lat_a, lon_a = lat, lon
+    else:
+        lat_a, lon_a = np.broadcast_arrays(
+            np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+        )
     shape = lat_a.shape
     lat_a, lon_a = np.atleast_1d(lat_a), np.atleast_1d(lon_a)
     phi0 = math.radians(lat0)

@@ -56,6 +56,12 @@ def assert_consistent(index: LiveIndex) -> None:
             # the swap-remove bookkeeping: every slot knows its place in its bucket
             np.testing.assert_array_equal(index._bpos[members], np.arange(len(members)))
     assert index.slots_in_cells(np.array([h3b.latlng_to_cell(0.0, 0.0, index.res)])).size == 0
+    # one query for every mode, each over its own cells: mode after mode
+    per_mode = [cells[m :: len(Mode)] for m in range(len(Mode))]
+    slots, counts = index.slots_by_mode(per_mode)
+    expected_parts = [index.slots_in_cells(c, Mode(m)) for m, c in enumerate(per_mode)]
+    assert counts == [len(p) for p in expected_parts]
+    np.testing.assert_array_equal(slots, np.concatenate(expected_parts))
 
 
 def make_index(n: int = 3, **kwargs: float) -> LiveIndex:

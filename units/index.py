@@ -975,6 +975,24 @@ class LiveIndex:
             return np.empty(0, dtype=np.intp)
         return np.frombuffer(joined, dtype=np.intp)
 
+    def slots_by_mode(
+        self, cells_per_mode: Sequence[CellArray | Sequence[int]]
+    ) -> tuple[IntpArray, list[int]]:
+        """The slots of mode ``m`` in ``cells_per_mode[m]``, mode after mode, as one array,
+        and how many each mode gave (ranking's query when each mode has its own reach)."""
+        parts = []
+        counts = []
+        itemsize = np.dtype(np.intp).itemsize
+        for buckets, cells in zip(self._buckets, cells_per_mode, strict=False):
+            cell_list = cells.tolist() if isinstance(cells, np.ndarray) else list(cells)
+            part = b"".join(filter(None, map(buckets.get, cell_list)))
+            parts.append(part)
+            counts.append(len(part) // itemsize)
+        joined = b"".join(parts)
+        if not joined:
+            return np.empty(0, dtype=np.intp), counts
+        return np.frombuffer(joined, dtype=np.intp), counts
+
     def near(self, lat: float, lon: float, radius_m: float) -> IntpArray:
         """Slots in the ``grid_disk`` around ``(lat, lon)`` that covers ``radius_m``.
 

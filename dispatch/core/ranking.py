@@ -111,6 +111,8 @@ _AVAILABLE: Final = int(Status.AVAILABLE)
 #: Below this many candidates in the cells the reach pre-filter (step 3) costs more (ten numpy
 #: calls) than the travel times it saves (measured on the county).
 _PREFILTER_MIN: Final = 2048
+#: Below this many entries, sorting them all costs less than the partition's extra calls.
+_PARTITION_MIN: Final = 512
 #: From this many candidates in a whole disk, cutting it pays for computing its centres at
 #: once (~250 µs against ~25 ns for each of the ~40% it drops).
 _CUT_NOW_MIN: Final = 16_384
@@ -365,7 +367,7 @@ class _Unordered:
         """The first ``k`` entries in order."""
         n = len(self.slots)
         key = self.key
-        if key is None or 4 * k >= n:
+        if key is None or 4 * k >= n or n < _PARTITION_MIN:
             order = _order(
                 self.position,
                 self.skilled,
@@ -456,6 +458,7 @@ def rank(
         model,
         slots,
         modes,
+        mode_reach,
         lat,
         lon,
         now=now,
@@ -500,6 +503,7 @@ def rank_slots(
         model,
         slots,
         None,
+        _mode_reach(model, max_eta_s),
         lat,
         lon,
         now=now,
@@ -535,10 +539,8 @@ def _candidates(
         cells, cut = _cells_in_reach(index.res, lat, lon, reach_m, now=now)
         return index.slots_in_cells(cells), None, cut
     per_mode, cut = _cells_in_reach_by_mode(index.res, lat, lon, mode_reach, now=now)
-    found = [index.slots_in_cells(cells, Mode(m)) for m, cells in enumerate(per_mode)]
-    slots = np.concatenate(found)
-    modes = np.repeat(_MODE_CODES[: len(found)], [len(f) for f in found])
-    return slots, modes, cut
+    slots, counts = index.slots_by_mode(per_mode)
+    return slots, np.repeat(_MODE_CODES[: len(counts)], counts), cut
 
 
 def _rank(
@@ -546,6 +548,7 @@ def _rank(
     model: TravelModel,
     slots: IntArray,
     modes: ModeArray | None,
+    mode_reach: tuple[float, ...] | None,
     lat: float,
     lon: float,
     *,
@@ -564,7 +567,9 @@ def _rank(
     bound and the freshness test on it drop most; the attributes (status, situation, roles,
     teams) as another record for the rest, with the held mask.
     """
-    rows = _fresh_in_reach(index, model, slots, modes, lat, lon, now=now, max_eta_s=max_eta_s)
+    rows = _fresh_in_reach(
+        index, model, slots, modes, mode_reach, lat, lon, now=now, max_eta_s=max_eta_s
+    )
     if rows is not None:
         rows = _available(index, rows, held)
     if rows is None:
@@ -640,6 +645,7 @@ def _fresh_in_reach(
     model: TravelModel,
     slots: IntArray,
     modes: ModeArray | None,
+    mode_reach: tuple[float, ...] | None,
     lat: float,
     lon: float,
     *,
@@ -650,7 +656,6 @@ def _fresh_in_reach(
     nobody is left."""
     if not len(slots):
         return None
-    mode_reach = _mode_reach(model, max_eta_s)
     bound = None
     if mode_reach is not None or len(slots) >= _PREFILTER_MIN:
         bound = _reach_bound(lat, lon, model.max_reach_m(max_eta_s), mode_reach)
