@@ -45,6 +45,7 @@ def assert_consistent(index: LiveIndex) -> None:
     for cell in cells.tolist():
         members = index.bucket(cell)
         np.testing.assert_array_equal(np.sort(members), np.flatnonzero(expected == cell))
+        np.testing.assert_array_equal(index._bpos[members], np.arange(len(members)))
         for mode in Mode:  # one bucket per (cell, mode)
             members = index.bucket(cell, mode)
             np.testing.assert_array_equal(
@@ -53,9 +54,10 @@ def assert_consistent(index: LiveIndex) -> None:
             np.testing.assert_array_equal(
                 np.sort(index.slots_in_cells([cell], mode)), np.sort(members)
             )
-            # the swap-remove bookkeeping: every slot knows its place in its bucket
-            np.testing.assert_array_equal(index._bpos[members], np.arange(len(members)))
+            # the swap-remove bookkeeping: every slot knows its place in its buckets
+            np.testing.assert_array_equal(index._mpos[members], np.arange(len(members)))
     assert index.slots_in_cells(np.array([h3b.latlng_to_cell(0.0, 0.0, index.res)])).size == 0
+    assert index.count_in_cells(cells) == len(have_fix)
     # one query for every mode, each over its own cells: mode after mode
     per_mode = [cells[m :: len(Mode)] for m in range(len(Mode))]
     slots, counts = index.slots_by_mode(per_mode)

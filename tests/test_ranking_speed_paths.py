@@ -213,18 +213,20 @@ def assert_same(got: Ranking, expected: Ranking) -> None:
 
 @contextmanager
 def prefilter_from(threshold: int | None, cut_now: int | None = None) -> Iterator[None]:
-    """Within: the planar pre-filter applies from ``threshold`` candidates, and a first
+    """Within: the planar pre-filter and each mode's own cells apply from ``threshold``
+    candidates, and a first
     visit's disk is cut at once from ``cut_now`` (``None``: as tuned; 0: always, so that the
     small populations of the tests take those paths too)."""
-    saved = ranking._PREFILTER_MIN, ranking._CUT_NOW_MIN
+    saved = ranking._PREFILTER_MIN, ranking._CUT_NOW_MIN, ranking._PER_MODE_MIN
     if threshold is not None:
         ranking._PREFILTER_MIN = threshold  # type: ignore[misc]
+        ranking._PER_MODE_MIN = threshold  # type: ignore[misc]
     if cut_now is not None:
         ranking._CUT_NOW_MIN = cut_now  # type: ignore[misc]
     try:
         yield
     finally:
-        ranking._PREFILTER_MIN, ranking._CUT_NOW_MIN = saved  # type: ignore[misc]
+        ranking._PREFILTER_MIN, ranking._CUT_NOW_MIN, ranking._PER_MODE_MIN = saved  # type: ignore[misc]
 
 
 # groups of people at one spot: equal ETAs, so the unit and id tie-breaks decide

@@ -126,7 +126,8 @@ _COLUMNS: Final[tuple[tuple[str, type[np.generic], float], ...]] = (
     ("_ea", np.float32, math.nan),
     ("_eb", np.float32, math.nan),
     ("_ec", np.float32, math.nan),
-    ("_bpos", np.intp, -1),  # position in the slot's bucket
+    ("_bpos", np.intp, -1),  # position in the slot's cell bucket
+    ("_mpos", np.intp, -1),  # position in the slot's (cell, mode) bucket
     ("_mode", np.uint8, 0),
     ("_unit", np.int32, -1),
 )
@@ -255,6 +256,30 @@ def _safe_ellipse(cell: int) -> tuple[float, float, float, float, float]:
     return (clat, clon, syy * scale * kx * kx, -2.0 * sxy * scale * kx, sxx * scale)
 
 
+def _unbucket(buckets: dict[int, array[int]], positions: _IntView, cell: int, slot: int) -> None:
+    """Swap-remove ``slot`` from ``buckets[cell]`` (``positions``: each slot's place in its
+    bucket of that kind). O(1)."""
+    leaving = buckets[cell]
+    last = leaving.pop()
+    if last != slot:
+        position = positions[slot]
+        leaving[position] = last
+        positions[last] = position
+    elif not leaving:
+        del buckets[cell]
+
+
+def _bucket(buckets: dict[int, array[int]], positions: _IntView, cell: int, slot: int) -> None:
+    """Append ``slot`` to ``buckets[cell]``. O(1)."""
+    joining = buckets.get(cell)
+    if joining is None:
+        buckets[cell] = array(_TYPECODE, (slot,))
+        positions[slot] = 0
+    else:
+        positions[slot] = len(joining)
+        joining.append(slot)
+
+
 def _readonly(column: npt.NDArray[_T], n: int) -> npt.NDArray[_T]:
     view = column[:n]
     view.flags.writeable = False
@@ -291,6 +316,7 @@ class LiveIndex:
     _eb: npt.NDArray[np.float32]
     _ec: npt.NDArray[np.float32]
     _bpos: IntpArray
+    _mpos: IntpArray
     _mode: U8Array
     _status: U8Array
     _situation: U8Array
@@ -324,8 +350,9 @@ class LiveIndex:
         self._slot_of: dict[str, int] = {}
         self._n = 0
         self._cap = capacity
-        #: one dict ``cell -> slots`` per mode (module doc, "Buckets")
-        self._buckets: tuple[dict[int, array[int]], ...] = tuple({} for _ in Mode)
+        #: ``cell -> slots`` (every mode), and the same per mode (module doc, "Buckets")
+        self._buckets: dict[int, array[int]] = {}
+        self._mode_buckets: tuple[dict[int, array[int]], ...] = tuple({} for _ in Mode)
         self._ellipses: dict[int, tuple[float, float, float, float, float]] = {}
         self._allocate(capacity, 0)
 
@@ -357,6 +384,7 @@ class LiveIndex:
         self._m_eb = cast(_FloatView, memoryview(self._eb))  # type: ignore[arg-type]
         self._m_ec = cast(_FloatView, memoryview(self._ec))  # type: ignore[arg-type]
         self._m_bpos = cast(_IntView, memoryview(self._bpos))  # type: ignore[arg-type]
+        self._m_mpos = cast(_IntView, memoryview(self._mpos))  # type: ignore[arg-type]
         self._m_mode = cast(_IntView, memoryview(self._mode))  # type: ignore[arg-type]
 
     def _allocate(self, capacity: int, keep: int) -> None:
@@ -506,8 +534,9 @@ class LiveIndex:
         changed = np.unique(where[(before != self._mode[where]) & (self._cell[where] != 0)])
         for slot in changed.tolist():  # a new mode: the bucket of the same cell in that mode's dict
             cell = self._m_cell[slot]
-            self._unbucket(self._buckets[int(before[where == slot][0])], cell, slot)
-            self._bucket(self._buckets[self._m_mode[slot]], cell, slot)
+            old_mode = int(before[where == slot][0])
+            _unbucket(self._mode_buckets[old_mode], self._m_mpos, cell, slot)
+            _bucket(self._mode_buckets[self._m_mode[slot]], self._m_mpos, cell, slot)
         self._roles[where] = roles_a
         self._teams[where] = teams_a
         self._unit[where] = unit_a
@@ -834,7 +863,9 @@ class LiveIndex:
         res = self.res
         m_cell = self._m_cell
         m_bpos = self._m_bpos
-        by_mode = self._buckets
+        m_mpos = self._m_mpos
+        cell_buckets = self._buckets
+        by_mode = self._mode_buckets
         moved: list[int] = []
         stayed: list[int] = []
         stayed_in: list[int] = []
@@ -856,21 +887,10 @@ class LiveIndex:
                 continue
             buckets = by_mode[mode]
             if old:
-                out_of = buckets[old]
-                last = out_of.pop()
-                if last != slot:
-                    position = m_bpos[slot]
-                    out_of[position] = last
-                    m_bpos[last] = position
-                elif not out_of:
-                    del buckets[old]
-            into = buckets.get(cell)
-            if into is None:
-                buckets[cell] = array(_TYPECODE, (slot,))
-                m_bpos[slot] = 0
-            else:
-                m_bpos[slot] = len(into)
-                into.append(slot)
+                _unbucket(cell_buckets, m_bpos, old, slot)
+                _unbucket(buckets, m_mpos, old, slot)
+            _bucket(cell_buckets, m_bpos, cell, slot)
+            _bucket(buckets, m_mpos, cell, slot)
             m_cell[slot] = cell
             moved.append(slot)
         if moved:
@@ -907,37 +927,17 @@ class LiveIndex:
         self._ec[where] = table[:, 4]
 
     def _relocate(self, slot: int, cell: int) -> None:
-        """Move ``slot`` into ``cell``'s bucket (swap-remove from its old one, which must be
-        another cell); its safe ellipse waits until it is seen there again. O(1)."""
-        buckets = self._buckets[self._m_mode[slot]]
+        """Move ``slot`` into ``cell``'s buckets (swap-remove from its old ones, which must be
+        of another cell); its safe ellipse waits until it is seen there again. O(1)."""
+        buckets = self._mode_buckets[self._m_mode[slot]]
         old = self._m_cell[slot]
         if old:
-            self._unbucket(buckets, old, slot)
-        self._bucket(buckets, cell, slot)
+            _unbucket(self._buckets, self._m_bpos, old, slot)
+            _unbucket(buckets, self._m_mpos, old, slot)
+        _bucket(self._buckets, self._m_bpos, cell, slot)
+        _bucket(buckets, self._m_mpos, cell, slot)
         self._m_cell[slot] = cell
         self._m_ea[slot] = math.nan  # no ellipse until the volunteer is seen here again
-
-    def _unbucket(self, buckets: dict[int, array[int]], cell: int, slot: int) -> None:
-        """Swap-remove ``slot`` from ``cell``'s bucket in ``buckets`` (one mode's). O(1)."""
-        leaving = buckets[cell]
-        last = leaving.pop()
-        if last != slot:
-            m_bpos = self._m_bpos
-            position = m_bpos[slot]
-            leaving[position] = last
-            m_bpos[last] = position
-        elif not leaving:
-            del buckets[cell]
-
-    def _bucket(self, buckets: dict[int, array[int]], cell: int, slot: int) -> None:
-        """Append ``slot`` to ``cell``'s bucket in ``buckets`` (one mode's). O(1)."""
-        joining = buckets.get(cell)
-        if joining is None:
-            buckets[cell] = array(_TYPECODE, (slot,))
-            self._m_bpos[slot] = 0
-        else:
-            self._m_bpos[slot] = len(joining)
-            joining.append(slot)
 
     def _ellipse_of(self, cell: int) -> tuple[float, float, float, float, float]:
         ellipses = self._ellipses
@@ -968,12 +968,17 @@ class LiveIndex:
         are joined into one ``intp`` array. A cell listed twice yields its slots twice.
         """
         cell_list = cells.tolist() if isinstance(cells, np.ndarray) else [int(c) for c in cells]
-        modes = self._buckets if mode is None else (self._buckets[mode],)
+        buckets = self._buckets if mode is None else self._mode_buckets[mode]
         # filter(None, ...) drops the cells without a bucket (None) and the empty buckets
-        joined = b"".join(b"".join(filter(None, map(buckets.get, cell_list))) for buckets in modes)
+        joined = b"".join(filter(None, map(buckets.get, cell_list)))
         if not joined:
             return np.empty(0, dtype=np.intp)
         return np.frombuffer(joined, dtype=np.intp)
+
+    def count_in_cells(self, cells: CellArray | Sequence[int]) -> int:
+        """How many slots :meth:`slots_in_cells` would return, without copying them."""
+        cell_list = cells.tolist() if isinstance(cells, np.ndarray) else [int(c) for c in cells]
+        return sum(map(len, filter(None, map(self._buckets.get, cell_list))))
 
     def slots_by_mode(
         self, cells_per_mode: Sequence[CellArray | Sequence[int]]
@@ -983,7 +988,7 @@ class LiveIndex:
         parts = []
         counts = []
         itemsize = np.dtype(np.intp).itemsize
-        for buckets, cells in zip(self._buckets, cells_per_mode, strict=False):
+        for buckets, cells in zip(self._mode_buckets, cells_per_mode, strict=False):
             cell_list = cells.tolist() if isinstance(cells, np.ndarray) else list(cells)
             part = b"".join(filter(None, map(buckets.get, cell_list)))
             parts.append(part)
@@ -1032,8 +1037,7 @@ class LiveIndex:
 
     def bucket_cells(self) -> CellArray:
         """Every cell that holds at least one volunteer (for coverage and diagnostics)."""
-        cells = set().union(*self._buckets)
-        return np.fromiter(cells, dtype=np.uint64, count=len(cells))
+        return np.fromiter(self._buckets, dtype=np.uint64, count=len(self._buckets))
 
     def bucket(self, cell: int, mode: Mode | None = None) -> IntpArray:
         """The slots in one cell's bucket of ``mode`` (of every mode, one after the other,

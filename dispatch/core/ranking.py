@@ -6,11 +6,12 @@ Theory of operation
    cell that is wide enough for the fastest mode to arrive within ``max_eta_s``
    (``model.max_reach_m``), as :meth:`LiveIndex.near` visits them, less the cells whose
    centre lies farther than that reach plus a cell's radius (the disk is a hexagon around
-   the circle; the cut drops ~40% of its cells, from the second query in a cell on). With
-   a model that knows each mode's reach (:class:`ReachByMode`), each mode's volunteers come
-   from that mode's own cells (the index keeps one bucket per cell and mode): at 5 minutes
-   a walker reaches 530 m, a car 2.9 km, and in a dense town this halves the candidates. A
-   superset, never a miss.
+   the circle; the cut drops ~40% of its cells, from the second query in a cell on). In a
+   crowd (thousands in the disk) and with a model that knows each mode's reach
+   (:class:`ReachByMode`), each mode's volunteers come from that mode's own cells instead
+   (the index keeps buckets per cell and per cell and mode): at 5 minutes a walker reaches
+   530 m, a car 2.9 km, and in a dense town this halves the candidates. A superset, never a
+   miss.
 2. Eligibility: a fix no older than the freshness limit, status ``available`` (not
    ``off_duty``, not ``busy``), and no open offer or active assignment (the caller's
    ``held`` mask).
@@ -111,6 +112,11 @@ _AVAILABLE: Final = int(Status.AVAILABLE)
 #: Below this many candidates in the cells the reach pre-filter (step 3) costs more (ten numpy
 #: calls) than the travel times it saves (measured on the county).
 _PREFILTER_MIN: Final = 2048
+#: Cell radii are rounded up to this step before the cut's bounds are looked up (cached).
+_RADIUS_STEP_M: Final = 25.0
+#: From this many candidates in the disk, each mode's come from its own cells (fewer lookups
+#: do not pay below: a county's disks hold hundreds).
+_PER_MODE_MIN: Final = 4096
 #: Below this many entries, sorting them all costs less than the partition's extra calls.
 _PARTITION_MIN: Final = 512
 #: From this many candidates in a whole disk, cutting it pays for computing its centres at
@@ -450,9 +456,17 @@ def rank(
     lat, lon = check_latlon(lat, lon)
     reach = model.max_reach_m(max_eta_s)
     mode_reach = _mode_reach(model, max_eta_s)
-    slots, modes, cut = _candidates(index, lat, lon, reach, mode_reach)
-    if not cut and len(slots) >= _CUT_NOW_MIN:  # a crowd: worth cutting the disk right away
-        slots, modes, cut = _candidates(index, lat, lon, reach, mode_reach, now=True)
+    cells, cut = _cells_in_reach(index.res, lat, lon, reach)
+    crowd = index.count_in_cells(cells)
+    if not cut and crowd >= _CUT_NOW_MIN:  # a crowd: worth cutting the disk right away
+        cells, cut = _cells_in_reach(index.res, lat, lon, reach, now=True)
+        crowd = index.count_in_cells(cells)
+    modes = None
+    if mode_reach is not None and crowd >= _PER_MODE_MIN:
+        # a crowd: each mode from its own cells (module doc, step 1)
+        slots, modes = _candidates_by_mode(index, lat, lon, mode_reach)
+    else:
+        slots = index.slots_in_cells(cells)
     return _rank(
         index,
         model,
@@ -524,23 +538,14 @@ def _mode_reach(model: TravelModel, max_eta_s: float) -> tuple[float, ...] | Non
     return tuple(min(float(r), reach) for r in by_mode(max_eta_s).tolist())
 
 
-def _candidates(
-    index: LiveIndex,
-    lat: float,
-    lon: float,
-    reach_m: float,
-    mode_reach: tuple[float, ...] | None,
-    *,
-    now: bool = False,
-) -> tuple[IntArray, ModeArray | None, bool]:
-    """Step 1: the slots in the cells in reach (each mode's own cells when the model knows
-    each mode's reach, with the mode of each slot), and whether the disk was cut."""
-    if mode_reach is None:
-        cells, cut = _cells_in_reach(index.res, lat, lon, reach_m, now=now)
-        return index.slots_in_cells(cells), None, cut
-    per_mode, cut = _cells_in_reach_by_mode(index.res, lat, lon, mode_reach, now=now)
+def _candidates_by_mode(
+    index: LiveIndex, lat: float, lon: float, mode_reach: tuple[float, ...]
+) -> tuple[IntArray, ModeArray]:
+    """Step 1 for a crowd: each mode's volunteers from the cells of that mode's reach, and
+    the mode of each."""
+    per_mode, _ = _cells_in_reach_by_mode(index.res, lat, lon, mode_reach, now=True)
     slots, counts = index.slots_by_mode(per_mode)
-    return slots, np.repeat(_MODE_CODES[: len(counts)], counts), cut
+    return slots, np.repeat(_MODE_CODES[: len(counts)], counts)
 
 
 def _rank(
@@ -732,7 +737,11 @@ def _cells_in_reach_by_mode(
     disk = disk_with_centres(centre, k) if now else disk_with_centres_on_reuse(centre, k)
     if disk is None:  # a first visit: each reach's whole disk, as near() would take
         return [grid_disk(centre, k_r) for k_r in ks], False
-    radius = disk.cell_radius_m
+    if not disk.cell_radius_m < _RADIUS_STEP_M * 1e6:  # a pentagon in the disk: no cut
+        return [grid_disk(centre, k_r) for k_r in ks], False
+    # Rounded up (a larger radius only keeps more cells), so that the bounds' cache serves
+    # every cell of a region instead of one entry per cell.
+    radius = math.ceil(disk.cell_radius_m / _RADIUS_STEP_M) * _RADIUS_STEP_M
     bound = _reach_bound(lat, lon, longest + radius, tuple(r + radius for r in reaches_m))
     if bound is None or bound.by_mode is None:
         return [grid_disk(centre, k_r) for k_r in ks], False
