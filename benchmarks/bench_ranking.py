@@ -31,12 +31,6 @@ unit nearest the incident first. Scenarios:
 * ``dense`` (N): the same with N/10 of them (100,000 at N = 1,000,000) spread evenly within
   5 km of one town's centre; incidents drawn among those.
 
-What is timed is what a caller gets: the ranking and its first :data:`HEAD` entries in order
-(``Ranking.head``: the candidates endpoint's default ``?limit=20``, more than any plan of
-``data/policy.toml`` reads). Ranking orders on demand; ``rank, all ordered`` adds, to each
-of rank's times, the time to then put every candidate in order (what a joint plan of several
-incidents reads), to show what that costs. The baselines get the head treatment.
-
 Correctness guard: on a sample of incidents the three return the same ranking (the same
 volunteers in the same order, ETAs equal) as a reference written here from the ranking's
 definition (a scan of everyone and one ``np.lexsort`` with the ids): ``agree: yes``.
@@ -111,8 +105,6 @@ INCIDENT_TYPE = "fire"
 REDIS_SLACK = (1.0001, 1.0)
 TARGETS_MS = {"county": (0.3, 1.0), "province": (2.0, 5.0), "dense": (2.0, 5.0)}
 TARGET_BRUTE_RATIO = 10.0
-#: Entries put in order per incident (module doc).
-HEAD = 20
 
 _T0 = time.perf_counter()
 
@@ -489,7 +481,6 @@ def timed_pass(
     ms: dict[str, list[float]] = {name: [] for name in ways}
     cpu_ms: list[float] = []
     ranked: list[int] = []
-    all_ordered: list[float] = []
     names = list(ways)
     clock = time.perf_counter_ns
     cpu = time.thread_time_ns
@@ -504,19 +495,14 @@ def timed_pass(
             start_cpu = cpu()
             start = clock()
             result = run(lat, lon, unit)
-            result.head(HEAD)
             ms[name].append((clock() - start) / 1e6)
             if name == "rank":
                 cpu_ms.append((cpu() - start_cpu) / 1e6)
                 ranked.append(len(result))
-                start = clock()
-                result.slots  # noqa: B018 (orders every candidate)
-                all_ordered.append(ms[name][-1] + (clock() - start) / 1e6)
     load = (load_before, os.getloadavg()[0])
     speed_after = machine_speed()
     reach = model.max_reach_m(MAX_ETA_S)
     in_disk = [len(scene.index.near(lat, lon, reach)) for lat, lon, _ in points]
-    ms["rank, all ordered"] = all_ordered
     return Timings(label, ms, cpu_ms, ranked, in_disk, speed_before, speed_after, load)
 
 
@@ -543,9 +529,6 @@ def agree(
     for lat, lon, unit in tqdm(points, desc=f"{name}: agreement", unit="incident", leave=False):
         slots, eta = reference(ask, lat, lon, unit)
         for way, run in ways.items():
-            top = run(lat, lon, unit).head(HEAD)  # ordered only that far
-            if not np.array_equal(top.slots, slots[:HEAD]):
-                raise AssertionError(f"{way}: the first {HEAD} differ from the reference")
             got = run(lat, lon, unit)
             if not (np.array_equal(got.slots, slots) and np.array_equal(got.eta_s, eta)):
                 print(f"  {name}: agree: NO ({way} differs from the reference at {lat}, {lon})")
@@ -556,8 +539,7 @@ def agree(
         compared += len(slots)
     print(
         f"  {name}: agree: yes ({', '.join(ways)} and the reference: the same volunteers in "
-        f"the same order on {len(points)} incidents, {compared:,} candidates; the first "
-        f"{HEAD} the same when only they are ordered)"
+        f"the same order on {len(points)} incidents, {compared:,} candidates)"
     )
 
 
@@ -587,8 +569,6 @@ def report(scene: Scene, t: Timings) -> dict[str, tuple[float, float]]:
         if way == "rank":
             met = p50 <= target[0] and p99 <= target[1]
             verdict = f"target {target[0]:g} / {target[1]:g} ms: {'met' if met else 'NOT MET'}"
-        elif way == "rank, all ordered":
-            verdict = "the same calls, then every candidate put in order"
         else:
             verdict = f"rank {p50 / ours50:5.1f}x faster at p50, {p99 / ours99:5.1f}x at p99"
             if way == "brute force" and n >= 1_000_000:
@@ -597,11 +577,11 @@ def report(scene: Scene, t: Timings) -> dict[str, tuple[float, float]]:
             elif way == "Redis":
                 verdict += f" (target > 1x: {'met' if p50 > ours50 else 'NOT MET'})"
         print(
-            f"  {way:<17} p50 {p50:8.3f} ms  p99 {p99:8.3f} ms  mean {np.mean(values):8.3f} ms"
+            f"  {way:<12} p50 {p50:8.3f} ms  p99 {p99:8.3f} ms  mean {np.mean(values):8.3f} ms"
             f"   {verdict}"
         )
     print(
-        f"  {'rank, CPU':<17} p50 {pct(t.cpu_ms, 50):8.3f} ms  p99 {pct(t.cpu_ms, 99):8.3f} ms"
+        f"  {'rank, CPU':<12} p50 {pct(t.cpu_ms, 50):8.3f} ms  p99 {pct(t.cpu_ms, 99):8.3f} ms"
         f"  mean {np.mean(t.cpu_ms):8.3f} ms   (its thread's CPU time: without preemption)"
     )
     return out

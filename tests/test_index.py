@@ -45,25 +45,9 @@ def assert_consistent(index: LiveIndex) -> None:
     for cell in cells.tolist():
         members = index.bucket(cell)
         np.testing.assert_array_equal(np.sort(members), np.flatnonzero(expected == cell))
+        # the swap-remove bookkeeping: every slot knows its place in its bucket
         np.testing.assert_array_equal(index._bpos[members], np.arange(len(members)))
-        for mode in Mode:  # one bucket per (cell, mode)
-            members = index.bucket(cell, mode)
-            np.testing.assert_array_equal(
-                np.sort(members), np.flatnonzero((expected == cell) & (index.mode == mode))
-            )
-            np.testing.assert_array_equal(
-                np.sort(index.slots_in_cells([cell], mode)), np.sort(members)
-            )
-            # the swap-remove bookkeeping: every slot knows its place in its buckets
-            np.testing.assert_array_equal(index._mpos[members], np.arange(len(members)))
     assert index.slots_in_cells(np.array([h3b.latlng_to_cell(0.0, 0.0, index.res)])).size == 0
-    assert index.count_in_cells(cells) == len(have_fix)
-    # one query for every mode, each over its own cells: mode after mode
-    per_mode = [cells[m :: len(Mode)] for m in range(len(Mode))]
-    slots, counts = index.slots_by_mode(per_mode)
-    expected_parts = [index.slots_in_cells(c, Mode(m)) for m, c in enumerate(per_mode)]
-    assert counts == [len(p) for p in expected_parts]
-    np.testing.assert_array_equal(slots, np.concatenate(expected_parts))
 
 
 def make_index(n: int = 3, **kwargs: float) -> LiveIndex:
@@ -602,25 +586,12 @@ class IndexMachine(RuleBasedStateMachine):
     def add(self, mode: Mode, status: Status) -> None:
         self.index.add(f"v{len(self.index)}", mode=mode, status=status)
 
-    @rule(data=st.data(), mode=st.sampled_from(Mode))
-    def readd(self, data: st.DataObject, mode: Mode) -> None:
-        """Re-adding keeps the position; a new mode moves the slot to that mode's bucket."""
+    @rule(data=st.data())
+    def readd(self, data: st.DataObject) -> None:
         slot = data.draw(st.integers(0, len(self.index) - 1))
         before = state(self.index)
-        self.index.add(self.index.ids[slot], mode=mode, roles=3)
+        self.index.add(self.index.ids[slot], mode=Mode.CAR, roles=3)
         assert_same_state(before, state(self.index))
-        assert self.index.mode[slot] == mode
-
-    @rule(data=st.data())
-    def readd_many(self, data: st.DataObject) -> None:
-        """Several re-adds in one call, an id twice: the later mode wins, buckets follow."""
-        n = len(self.index)
-        picks = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=6))
-        modes = data.draw(st.lists(st.sampled_from(Mode), min_size=len(picks), max_size=len(picks)))
-        self.index.add_many([self.index.ids[p] for p in picks], mode=np.array(modes))
-        final = dict(zip(picks, modes, strict=True))
-        for p, m in final.items():
-            assert self.index.mode[p] == m
 
     @rule(data=st.data(), lat=lats, lon=lons)
     def jump(self, data: st.DataObject, lat: float, lon: float) -> None:

@@ -9,11 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatch.core.plan import Need, plan_incident, plan_jointly
-from dispatch.core.ranking import NO_RING, RINGS, Ranking, rank, ring_of
-from geo.modes import Mode
-from geo.travel import CrowFlyModel, Situation
-from tests.strategies import NOW, SEAT, Person, build_index
-from units.vocab import Status
+from dispatch.core.ranking import NO_RING, RINGS, Ranking, ring_of
 
 
 def make_ranking(etas: list[float], skilled: list[bool], first_slot: int = 0) -> Ranking:
@@ -197,66 +193,3 @@ def test_joint_plan_is_optimal_and_uses_each_volunteer_once(
     ours = score(tuple(0 if v in chosen[0] else 1 if v in chosen[1] else 2 for v in range(n)))
     assert ours[0] == best[0], f"joint plan leaves {ours[0]} places unmet, best is {best[0]}"
     assert plan_jointly(rankings, needs) == plans
-
-
-#: Volunteers on duty within 2.5 km, a fifth of them with roles: more in reach than the
-#: quotas ask for, and the first skilled one often deep in the ranking.
-on_duty = st.builds(
-    Person,
-    distance_m=st.floats(0.0, 2_500.0),
-    azimuth=st.floats(-180.0, 180.0),
-    mode=st.sampled_from(Mode),
-    status=st.just(Status.AVAILABLE),
-    situation=st.sampled_from(Situation),
-    fix_age_s=st.floats(0.0, 120.0),
-    roles=st.sampled_from([0, 0, 0, 0, 63]),
-    teams=st.just(0),
-    unit=st.integers(-1, 3),
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    population=st.lists(st.tuples(on_duty, st.integers(1, 3)), min_size=1, max_size=40).map(
-        lambda groups: [p for p, repeat in groups for _ in range(repeat)]  # ties: one spot
-    ),
-    quota=quotas,
-    committed=st.lists(st.sampled_from([*RINGS, NO_RING]), max_size=4),
-    committed_skilled=st.booleans(),
-    need_skill=st.booleans(),
-    max_new=st.integers(0, 12),
-    needs_roles=st.sampled_from([0, 1, 2, 4, 8, 16, 32, 63]),
-    max_eta_s=st.sampled_from([180.0, 300.0, 900.0]),
-)
-def test_a_plan_reads_only_the_head_it_needs(
-    population: list[Person],
-    quota: dict[int, int],
-    committed: list[int],
-    committed_skilled: bool,
-    need_skill: bool,
-    max_new: int,
-    needs_roles: int,
-    max_eta_s: float,
-) -> None:
-    """``plan_incident`` on a ranking straight from ``rank`` (ordered on demand, only as far
-    as the plan looks) equals the plan on the same ranking ordered in full: people standing
-    together (ties), a widened search (entries beyond the rings), skills deep in the list."""
-    index = build_index(population)
-    need = Need(
-        quota=quota,
-        committed_rings=committed,
-        committed_skilled=committed_skilled,
-        skill_required=need_skill,
-        max_new=max_new,
-    )
-
-    def ranked() -> Ranking:
-        return rank(
-            index, CrowFlyModel(), *SEAT, now=NOW, max_eta_s=max_eta_s, needs_roles=needs_roles
-        )
-
-    lazy = plan_incident(ranked(), need)
-    full = ranked()
-    ordered = Ranking(full.slots, full.eta_s, full.ring, full.distance_m, full.skilled)
-    assert lazy == plan_incident(ordered, need)
-    assert lazy.slots(ranked()) == lazy.slots(ordered)

@@ -184,22 +184,6 @@ def reference(
 
 
 def assert_same(got: Ranking, expected: Ranking) -> None:
-    """``got`` equals ``expected``, and before that (while ``got`` is still unordered) each
-    of its heads equals the same prefix of ``expected``: ties at the cut included."""
-    n = len(expected)
-    assert len(got) == n
-    skilled = np.flatnonzero(expected.skilled)
-    assert got.first_skilled() == (int(skilled[0]) if len(skilled) else None)
-    for k in sorted({0, 1, 2, 3, 7, n // 8, n // 3, n - 1, n, n + 5}):
-        if k < 0:
-            continue
-        head = got.head(k)
-        stop = min(k, n)
-        np.testing.assert_array_equal(head.slots, expected.slots[:stop])
-        np.testing.assert_array_equal(head.eta_s, expected.eta_s[:stop])
-        np.testing.assert_array_equal(head.ring, expected.ring[:stop])
-        np.testing.assert_array_equal(head.distance_m, expected.distance_m[:stop])
-        np.testing.assert_array_equal(head.skilled, expected.skilled[:stop])
     np.testing.assert_array_equal(got.slots, expected.slots)
     np.testing.assert_array_equal(got.eta_s, expected.eta_s)
     np.testing.assert_array_equal(got.ring, expected.ring)
@@ -213,20 +197,18 @@ def assert_same(got: Ranking, expected: Ranking) -> None:
 
 @contextmanager
 def prefilter_from(threshold: int | None, cut_now: int | None = None) -> Iterator[None]:
-    """Within: the planar pre-filter and each mode's own cells apply from ``threshold``
-    candidates, and a first
+    """Within: the planar pre-filter applies from ``threshold`` candidates, and a first
     visit's disk is cut at once from ``cut_now`` (``None``: as tuned; 0: always, so that the
     small populations of the tests take those paths too)."""
-    saved = ranking._PREFILTER_MIN, ranking._CUT_NOW_MIN, ranking._PER_MODE_MIN
+    saved = ranking._PREFILTER_MIN, ranking._CUT_NOW_MIN
     if threshold is not None:
         ranking._PREFILTER_MIN = threshold  # type: ignore[misc]
-        ranking._PER_MODE_MIN = threshold  # type: ignore[misc]
     if cut_now is not None:
         ranking._CUT_NOW_MIN = cut_now  # type: ignore[misc]
     try:
         yield
     finally:
-        ranking._PREFILTER_MIN, ranking._CUT_NOW_MIN, ranking._PER_MODE_MIN = saved  # type: ignore[misc]
+        ranking._PREFILTER_MIN, ranking._CUT_NOW_MIN = saved  # type: ignore[misc]
 
 
 # groups of people at one spot: equal ETAs, so the unit and id tie-breaks decide
@@ -488,42 +470,6 @@ def test_the_cut_disk_keeps_every_cell_with_a_point_in_reach(
     assert cell_of(lat, lon, 8) in kept
     centre = cell_of(lat0, lon0, 8)
     assert kept <= set(grid_disk(centre, disk_k_for_radius(centre, reach)).tolist())
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    lat0=st.floats(-70.0, 70.0),
-    lon0=st.floats(-179.0, 179.0),
-    reaches=st.lists(st.floats(0.0, 8_000.0), min_size=1, max_size=4),
-    which=st.integers(0, 3),
-    bearing=st.floats(-180.0, 180.0),
-    share=st.floats(0.0, 1.0),
-)
-def test_each_modes_cells_keep_every_cell_with_a_point_in_its_reach(
-    lat0: float,
-    lon0: float,
-    reaches: list[float],
-    which: int,
-    bearing: float,
-    share: float,
-) -> None:
-    """Per mode, on a first visit (each reach's whole disk) and once cut: the cell of any
-    point within that mode's reach is among its cells, and those lie in its own disk or,
-    cut, in the longest reach's."""
-    which %= len(reaches)
-    reach = reaches[which]
-    lon, lat, _ = WGS84.fwd(lon0, lat0, bearing, reach * share)
-    if float(haversine_m(lat, lon, lat0, lon0)) > reach:
-        return
-    centre = cell_of(lat0, lon0, 8)
-    here = cell_of(lat, lon, 8)
-    longest = set(grid_disk(centre, disk_k_for_radius(centre, max(reaches))).tolist())
-    for now in (False, True):
-        per_mode, cut = ranking._cells_in_reach_by_mode(8, lat0, lon0, tuple(reaches), now=now)
-        assert len(per_mode) == len(reaches)
-        assert here in set(per_mode[which].tolist())
-        own = set(grid_disk(centre, disk_k_for_radius(centre, reach)).tolist())
-        assert set(per_mode[which].tolist()) <= (longest if cut else own)
 
 
 def test_the_cut_disk_drops_the_far_cells() -> None:

@@ -117,8 +117,12 @@ _ELLIPSE_CACHE_MAX: Final = 1 << 16  # ~16 MB of tuples at most
 _ARM_BUDGET: Final = 1024
 _NO_ELLIPSE: Final = (math.nan,) * 5
 
-#: Every per-slot column stored on its own: attribute, dtype, value of a slot without data.
+#: Every per-slot column: attribute, dtype, value of a slot without data.
 _COLUMNS: Final[tuple[tuple[str, type[np.generic], float], ...]] = (
+    ("_lat", np.float64, math.nan),
+    ("_lon", np.float64, math.nan),
+    ("_ts", np.float64, math.nan),  # newest accepted fix
+    ("_acc", np.float64, math.nan),
     ("_cell", np.uint64, 0),  # 0: no fix, in no bucket
     # the cell's safe ellipse (module doc): centre and A, B, C (NaN: none)
     ("_clat", np.float64, math.nan),
@@ -126,42 +130,14 @@ _COLUMNS: Final[tuple[tuple[str, type[np.generic], float], ...]] = (
     ("_ea", np.float32, math.nan),
     ("_eb", np.float32, math.nan),
     ("_ec", np.float32, math.nan),
-    ("_bpos", np.intp, -1),  # position in the slot's cell bucket
-    ("_mpos", np.intp, -1),  # position in the slot's (cell, mode) bucket
+    ("_bpos", np.intp, -1),  # position in the cell's bucket
     ("_mode", np.uint8, 0),
+    ("_status", np.uint8, Status.OFF_DUTY),
+    ("_situation", np.uint8, Situation.PATROL),
+    ("_roles", np.uint8, 0),
+    ("_teams", np.uint8, 0),
     ("_unit", np.int32, -1),
 )
-#: Columns stored side by side in one record per slot, because ranking reads them together
-#: for volunteers scattered over the whole index: one cache line per volunteer instead of one
-#: per column (module doc, "Records"). Record attribute, dtype, then each column's attribute
-#: and value of a slot without data.
-_RECORDS: Final[tuple[tuple[str, type[np.generic], tuple[tuple[str, float], ...]], ...]] = (
-    # the newest accepted fix: 32 bytes, never straddling a cache line
-    (
-        "_fix",
-        np.float64,
-        (("_lat", math.nan), ("_lon", math.nan), ("_ts", math.nan), ("_acc", math.nan)),
-    ),
-    # what decides eligibility, turnout and skills: 4 bytes
-    (
-        "_attrs",
-        np.uint8,
-        (
-            ("_status", Status.OFF_DUTY),
-            ("_situation", Situation.PATROL),
-            ("_roles", 0),
-            ("_teams", 0),
-        ),
-    ),
-)
-#: Position of each field in its record (for ranking's gathers).
-FIX_LAT: Final = 0
-FIX_LON: Final = 1
-FIX_TS: Final = 2
-ATTR_STATUS: Final = 0
-ATTR_SITUATION: Final = 1
-ATTR_ROLES: Final = 2
-ATTR_TEAMS: Final = 3
 
 
 class FixOutcome(enum.IntEnum):
@@ -256,30 +232,6 @@ def _safe_ellipse(cell: int) -> tuple[float, float, float, float, float]:
     return (clat, clon, syy * scale * kx * kx, -2.0 * sxy * scale * kx, sxx * scale)
 
 
-def _unbucket(buckets: dict[int, array[int]], positions: _IntView, cell: int, slot: int) -> None:
-    """Swap-remove ``slot`` from ``buckets[cell]`` (``positions``: each slot's place in its
-    bucket of that kind). O(1)."""
-    leaving = buckets[cell]
-    last = leaving.pop()
-    if last != slot:
-        position = positions[slot]
-        leaving[position] = last
-        positions[last] = position
-    elif not leaving:
-        del buckets[cell]
-
-
-def _bucket(buckets: dict[int, array[int]], positions: _IntView, cell: int, slot: int) -> None:
-    """Append ``slot`` to ``buckets[cell]``. O(1)."""
-    joining = buckets.get(cell)
-    if joining is None:
-        buckets[cell] = array(_TYPECODE, (slot,))
-        positions[slot] = 0
-    else:
-        positions[slot] = len(joining)
-        joining.append(slot)
-
-
 def _readonly(column: npt.NDArray[_T], n: int) -> npt.NDArray[_T]:
     view = column[:n]
     view.flags.writeable = False
@@ -303,8 +255,6 @@ class LiveIndex:
     :meth:`add`).
     """
 
-    _fix: FloatArray  # (capacity, 4): lat, lon, ts, accuracy
-    _attrs: U8Array  # (capacity, 4): status, situation, roles, teams
     _lat: FloatArray
     _lon: FloatArray
     _ts: FloatArray
@@ -316,7 +266,6 @@ class LiveIndex:
     _eb: npt.NDArray[np.float32]
     _ec: npt.NDArray[np.float32]
     _bpos: IntpArray
-    _mpos: IntpArray
     _mode: U8Array
     _status: U8Array
     _situation: U8Array
@@ -350,11 +299,11 @@ class LiveIndex:
         self._slot_of: dict[str, int] = {}
         self._n = 0
         self._cap = capacity
-        #: ``cell -> slots`` (every mode), and the same per mode (module doc, "Buckets")
         self._buckets: dict[int, array[int]] = {}
-        self._mode_buckets: tuple[dict[int, array[int]], ...] = tuple({} for _ in Mode)
         self._ellipses: dict[int, tuple[float, float, float, float, float]] = {}
-        self._allocate(capacity, 0)
+        for name, dtype, fill in _COLUMNS:
+            setattr(self, name, np.full(capacity, fill, dtype=dtype))
+        self._make_views()
 
     # ------------------------------------------------------------------ storage
 
@@ -384,31 +333,16 @@ class LiveIndex:
         self._m_eb = cast(_FloatView, memoryview(self._eb))  # type: ignore[arg-type]
         self._m_ec = cast(_FloatView, memoryview(self._ec))  # type: ignore[arg-type]
         self._m_bpos = cast(_IntView, memoryview(self._bpos))  # type: ignore[arg-type]
-        self._m_mpos = cast(_IntView, memoryview(self._mpos))  # type: ignore[arg-type]
-        self._m_mode = cast(_IntView, memoryview(self._mode))  # type: ignore[arg-type]
-
-    def _allocate(self, capacity: int, keep: int) -> None:
-        """(Re)allocate every column and record at ``capacity``, keeping the first ``keep``
-        rows; the record's columns become strided views into it."""
-        for name, dtype, fill in _COLUMNS:
-            new = np.full(capacity, fill, dtype=dtype)
-            if keep:
-                new[:keep] = getattr(self, name)[:keep]
-            setattr(self, name, new)
-        for name, dtype, fields in _RECORDS:
-            record = np.empty((capacity, len(fields)), dtype=dtype)
-            record[:] = [fill for _, fill in fields]
-            if keep:
-                record[:keep] = getattr(self, name)[:keep]
-            setattr(self, name, record)
-            for i, (field, _) in enumerate(fields):
-                setattr(self, field, record[:, i])
-        self._cap = capacity
-        self._make_views()
 
     def _grow(self, capacity: int) -> None:
-        """Reallocate everything at ``capacity``, keeping the first ``len(self)`` rows."""
-        self._allocate(capacity, self._n)
+        """Reallocate every column at ``capacity``, keeping the first ``len(self)`` rows."""
+        n = self._n
+        for name, dtype, fill in _COLUMNS:
+            new = np.full(capacity, fill, dtype=dtype)
+            new[:n] = getattr(self, name)[:n]
+            setattr(self, name, new)
+        self._cap = capacity
+        self._make_views()
 
     def _reserve(self, n: int) -> None:
         if n > self._cap:
@@ -529,14 +463,7 @@ class LiveIndex:
         self._reserve(n)
         self._n = n
         where = np.array(slots, dtype=np.intp)
-        before = self._mode[where]
         self._mode[where] = mode_a
-        changed = np.unique(where[(before != self._mode[where]) & (self._cell[where] != 0)])
-        for slot in changed.tolist():  # a new mode: the bucket of the same cell in that mode's dict
-            cell = self._m_cell[slot]
-            old_mode = int(before[where == slot][0])
-            _unbucket(self._mode_buckets[old_mode], self._m_mpos, cell, slot)
-            _bucket(self._mode_buckets[self._m_mode[slot]], self._m_mpos, cell, slot)
         self._roles[where] = roles_a
         self._teams[where] = teams_a
         self._unit[where] = unit_a
@@ -863,19 +790,17 @@ class LiveIndex:
         res = self.res
         m_cell = self._m_cell
         m_bpos = self._m_bpos
-        m_mpos = self._m_mpos
-        cell_buckets = self._buckets
-        by_mode = self._mode_buckets
+        buckets = self._buckets
+        get_bucket = buckets.get
         moved: list[int] = []
         stayed: list[int] = []
         stayed_in: list[int] = []
         # _relocate inlined: this loop is the whole cost of a batch where many volunteers move.
-        for slot, a, o, has_ellipse, mode in zip(
+        for slot, a, o, has_ellipse in zip(
             s[leaving].tolist(),
             lat[leaving].tolist(),
             lon[leaving].tolist(),
             (~np.isnan(self._ea[s[leaving]])).tolist(),
-            self._mode[s[leaving]].tolist(),
             strict=True,
         ):
             cell = to_cell(a, o, res)
@@ -885,12 +810,22 @@ class LiveIndex:
                     stayed.append(slot)
                     stayed_in.append(cell)
                 continue
-            buckets = by_mode[mode]
             if old:
-                _unbucket(cell_buckets, m_bpos, old, slot)
-                _unbucket(buckets, m_mpos, old, slot)
-            _bucket(cell_buckets, m_bpos, cell, slot)
-            _bucket(buckets, m_mpos, cell, slot)
+                out_of = buckets[old]
+                last = out_of.pop()
+                if last != slot:
+                    position = m_bpos[slot]
+                    out_of[position] = last
+                    m_bpos[last] = position
+                elif not out_of:
+                    del buckets[old]
+            into = get_bucket(cell)
+            if into is None:
+                buckets[cell] = array(_TYPECODE, (slot,))
+                m_bpos[slot] = 0
+            else:
+                m_bpos[slot] = len(into)
+                into.append(slot)
             m_cell[slot] = cell
             moved.append(slot)
         if moved:
@@ -927,16 +862,29 @@ class LiveIndex:
         self._ec[where] = table[:, 4]
 
     def _relocate(self, slot: int, cell: int) -> None:
-        """Move ``slot`` into ``cell``'s buckets (swap-remove from its old ones, which must be
-        of another cell); its safe ellipse waits until it is seen there again. O(1)."""
-        buckets = self._mode_buckets[self._m_mode[slot]]
-        old = self._m_cell[slot]
+        """Move ``slot`` into ``cell``'s bucket (swap-remove from its old one, which must be
+        another cell); its safe ellipse waits until it is seen there again. O(1)."""
+        m_cell = self._m_cell
+        old = m_cell[slot]
+        buckets = self._buckets
+        m_bpos = self._m_bpos
         if old:
-            _unbucket(self._buckets, self._m_bpos, old, slot)
-            _unbucket(buckets, self._m_mpos, old, slot)
-        _bucket(self._buckets, self._m_bpos, cell, slot)
-        _bucket(buckets, self._m_mpos, cell, slot)
-        self._m_cell[slot] = cell
+            leaving = buckets[old]
+            last = leaving.pop()
+            if last != slot:
+                position = m_bpos[slot]
+                leaving[position] = last
+                m_bpos[last] = position
+            elif not leaving:
+                del buckets[old]
+        joining = buckets.get(cell)
+        if joining is None:
+            buckets[cell] = array(_TYPECODE, (slot,))
+            m_bpos[slot] = 0
+        else:
+            m_bpos[slot] = len(joining)
+            joining.append(slot)
+        m_cell[slot] = cell
         self._m_ea[slot] = math.nan  # no ellipse until the volunteer is seen here again
 
     def _ellipse_of(self, cell: int) -> tuple[float, float, float, float, float]:
@@ -958,45 +906,18 @@ class LiveIndex:
 
     # ------------------------------------------------------------------ queries
 
-    def slots_in_cells(
-        self, cells: CellArray | Sequence[int], mode: Mode | None = None
-    ) -> IntpArray:
-        """Every slot whose newest fix lies in one of ``cells`` (of one ``mode``, or of any),
-        as one array.
+    def slots_in_cells(self, cells: CellArray | Sequence[int]) -> IntpArray:
+        """Every slot whose newest fix lies in one of ``cells``, as one array.
 
         The hot path of ranking: one dict lookup per cell, then the non-empty buckets' buffers
         are joined into one ``intp`` array. A cell listed twice yields its slots twice.
         """
         cell_list = cells.tolist() if isinstance(cells, np.ndarray) else [int(c) for c in cells]
-        buckets = self._buckets if mode is None else self._mode_buckets[mode]
         # filter(None, ...) drops the cells without a bucket (None) and the empty buckets
-        joined = b"".join(filter(None, map(buckets.get, cell_list)))
+        joined = b"".join(filter(None, map(self._buckets.get, cell_list)))
         if not joined:
             return np.empty(0, dtype=np.intp)
         return np.frombuffer(joined, dtype=np.intp)
-
-    def count_in_cells(self, cells: CellArray | Sequence[int]) -> int:
-        """How many slots :meth:`slots_in_cells` would return, without copying them."""
-        cell_list = cells.tolist() if isinstance(cells, np.ndarray) else [int(c) for c in cells]
-        return sum(map(len, filter(None, map(self._buckets.get, cell_list))))
-
-    def slots_by_mode(
-        self, cells_per_mode: Sequence[CellArray | Sequence[int]]
-    ) -> tuple[IntpArray, list[int]]:
-        """The slots of mode ``m`` in ``cells_per_mode[m]``, mode after mode, as one array,
-        and how many each mode gave (ranking's query when each mode has its own reach)."""
-        parts = []
-        counts = []
-        itemsize = np.dtype(np.intp).itemsize
-        for buckets, cells in zip(self._mode_buckets, cells_per_mode, strict=False):
-            cell_list = cells.tolist() if isinstance(cells, np.ndarray) else list(cells)
-            part = b"".join(filter(None, map(buckets.get, cell_list)))
-            parts.append(part)
-            counts.append(len(part) // itemsize)
-        joined = b"".join(parts)
-        if not joined:
-            return np.empty(0, dtype=np.intp), counts
-        return np.frombuffer(joined, dtype=np.intp), counts
 
     def near(self, lat: float, lon: float, radius_m: float) -> IntpArray:
         """Slots in the ``grid_disk`` around ``(lat, lon)`` that covers ``radius_m``.
@@ -1039,20 +960,7 @@ class LiveIndex:
         """Every cell that holds at least one volunteer (for coverage and diagnostics)."""
         return np.fromiter(self._buckets, dtype=np.uint64, count=len(self._buckets))
 
-    def bucket(self, cell: int, mode: Mode | None = None) -> IntpArray:
-        """The slots in one cell's bucket of ``mode`` (of every mode, one after the other,
-        when ``None``): a copy, empty for an empty cell."""
-        return self.slots_in_cells([int(cell)], mode).copy()
-
-    @property
-    def fixes(self) -> FloatArray:
-        """The newest fix of every slot as one record, shape ``(len(self), 4)``: ``lat``,
-        ``lon``, ``fix_ts``, ``accuracy_m`` side by side (columns ``FIX_LAT``, ...), read-only.
-        One ``np.take(fixes, slots, axis=0)`` reads a volunteer's fix from one cache line."""
-        return self._view("_fix")
-
-    @property
-    def attributes(self) -> U8Array:
-        """``status``, ``situation``, ``roles``, ``teams`` of every slot as one record, shape
-        ``(len(self), 4)`` (columns ``ATTR_STATUS``, ...), read-only."""
-        return self._view("_attrs")
+    def bucket(self, cell: int) -> IntpArray:
+        """The slots in one cell's bucket (a copy; empty for an empty cell)."""
+        found = self._buckets.get(int(cell))
+        return np.frombuffer(found.tobytes(), dtype=np.intp) if found else np.empty(0, np.intp)

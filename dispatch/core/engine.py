@@ -632,11 +632,10 @@ class DispatchCore:
             plans = plan_jointly(rankings, needs)
         commands: list[Command] = []
         for incident, ranking, plan in zip(incidents, rankings, plans, strict=True):
-            top = ranking.head(max(plan.picks, default=-1) + 1)  # ordered that far only
             for position in plan.picks:
-                slot = int(top.slots[position])
+                slot = int(ranking.slots[position])
                 _, cmds = self._open_offer(
-                    incident, self.index.ids[slot], float(top.eta_s[position]), now
+                    incident, self.index.ids[slot], float(ranking.eta_s[position]), now
                 )
                 commands += cmds
             commands += self._set_unmet(incident, plan, now)

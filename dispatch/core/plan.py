@@ -90,8 +90,7 @@ class Plan:
 
     def slots(self, ranking: Ranking) -> list[int]:
         """The volunteers' index slots, in offer order."""
-        top = ranking.head(max(self.picks, default=-1) + 1)
-        return [int(top.slots[p]) for p in self.picks]
+        return [int(ranking.slots[p]) for p in self.picks]
 
 
 def plan_incident(ranking: Ranking, need: Need) -> Plan:
@@ -102,18 +101,6 @@ def plan_incident(ranking: Ranking, need: Need) -> Plan:
         need: the quota and what is already committed.
     """
     short = need.shortfall()
-    # The plan reads the head of the ranking only, which is all that gets ordered (a dense
-    # town has thousands in reach). The cursor below stays within the first ``short[5]``
-    # positions: each position before it was taken, or is the skilled pick stepped over,
-    # which then counts in the ring too. Reinforcements from beyond the rings follow the
-    # cursor's stop, one further when the skilled pick is among them; the skilled pick itself
-    # may lie deeper (after a ring's unskilled).
-    depth = short[RINGS[-1]] + 1
-    skilled_at = None
-    if need.wants_skill() and short[RINGS[-1]] > 0:
-        skilled_at = ranking.first_skilled()
-        depth = max(depth, -1 if skilled_at is None else skilled_at + 1)
-    ranking = ranking.head(depth)
     rings = ranking.ring
     chosen: list[int] = []
     taken = np.zeros(len(ranking), dtype=np.bool_)
@@ -128,8 +115,9 @@ def plan_incident(ranking: Ranking, need: Need) -> Plan:
 
     skill_unmet = False
     if need.wants_skill() and short[RINGS[-1]] > 0:
-        if skilled_at is not None:
-            take(skilled_at)  # ranking order: the skilled one in the smallest ring
+        skilled = np.flatnonzero(ranking.skilled)
+        if len(skilled):
+            take(int(skilled[0]))  # ranking order: the skilled one in the smallest ring
         else:
             skill_unmet = True
 

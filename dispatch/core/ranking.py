@@ -6,33 +6,24 @@ Theory of operation
    cell that is wide enough for the fastest mode to arrive within ``max_eta_s``
    (``model.max_reach_m``), as :meth:`LiveIndex.near` visits them, less the cells whose
    centre lies farther than that reach plus a cell's radius (the disk is a hexagon around
-   the circle; the cut drops ~40% of its cells, from the second query in a cell on). In a
-   crowd (thousands in the disk) and with a model that knows each mode's reach
-   (:class:`ReachByMode`), each mode's volunteers come from that mode's own cells instead
-   (the index keeps buckets per cell and per cell and mode): at 5 minutes a walker reaches
-   530 m, a car 2.9 km, and in a dense town this halves the candidates. A superset, never a
-   miss.
-2. Eligibility: a fix no older than the freshness limit, status ``available`` (not
-   ``off_duty``, not ``busy``), and no open offer or active assignment (the caller's
-   ``held`` mask).
-3. With many candidates (or a model that knows each mode's reach), a cheap planar bound
-   (:func:`_reach_bound`, proved conservative) drops whoever is surely farther than the
-   reach before the model pays a haversine for them. Steps 2 and 3 read the index's fix
-   records (position and time side by side) for every candidate, then the attribute records
-   (status, situation, roles, teams) for those left: candidates are scattered over the
-   index, and each record is one cache miss where separate columns were one each.
+   the circle; the cut drops ~40% of its cells, from the second query in a cell on). A
+   superset, never a miss.
+2. Eligibility is one vectorised mask: status ``available`` (not ``off_duty``, not ``busy``),
+   a fix no older than the freshness limit, and no open offer or active assignment (the
+   caller's ``held`` mask).
+3. With many candidates (or a model that knows each mode's reach, :class:`ReachByMode`), a
+   cheap planar bound (:func:`_reach_bound`, proved conservative) drops whoever is surely
+   farther than the reach before the model pays a haversine for them; step 2 is then split
+   around it, one-byte columns (status, held) first, fix times last.
 4. The travel model gives every eligible volunteer an ETA (turnout included) in one call;
    those slower than ``max_eta_s`` drop out.
 5. ``ring_min`` is the smallest ring (1, 3, 5 minutes) whose limit the ETA fits in, ``None``
    beyond 5 minutes (only when the search was widened).
 6. The order: ring, then whether the volunteer carries a needed role or team, then ETA, then
-   membership of the unit nearest the incident, then id. A float key does the first three;
-   only runs of equal keys (rare) are then sorted by unit and id (:func:`_order`). The order
-   is made on demand: :meth:`Ranking.head` partitions the keys and sorts the first ``k``
-   only (the plan and ``?limit=`` need a handful of a dense town's ten thousand), the full
-   columns sort everyone once.
+   membership of the unit nearest the incident, then id. One argsort of a float key does the
+   first three; only runs of equal keys (rare) are then sorted by unit and id (:func:`_order`).
 7. ``distance_m`` is the haversine to the incident, from the model when it gives distances
-   with its times (:class:`DistanceByProduct`), else computed for the entries asked for.
+   with its times (:class:`DistanceByProduct`), else computed for the ranked ones.
 
 Steps 2-7 give the same ranking whatever superset of the reachable volunteers step 1 hands
 over (:func:`rank_slots`: the benchmarks feed it from a full scan and from Redis).
@@ -64,15 +55,6 @@ from geo.cells import (
 from geo.coords import check_latlon
 from geo.modes import Mode
 from geo.travel import FloatArray, ModeArray, SituationArray, TravelModel, haversine_m
-from units.index import (
-    ATTR_ROLES,
-    ATTR_SITUATION,
-    ATTR_STATUS,
-    ATTR_TEAMS,
-    FIX_LAT,
-    FIX_LON,
-    FIX_TS,
-)
 from units.vocab import Role, Status, Team, names_of
 
 if TYPE_CHECKING:
@@ -112,13 +94,6 @@ _AVAILABLE: Final = int(Status.AVAILABLE)
 #: Below this many candidates in the cells the reach pre-filter (step 3) costs more (ten numpy
 #: calls) than the travel times it saves (measured on the county).
 _PREFILTER_MIN: Final = 2048
-#: Cell radii are rounded up to this step before the cut's bounds are looked up (cached).
-_RADIUS_STEP_M: Final = 25.0
-#: From this many candidates in the disk, each mode's come from its own cells (fewer lookups
-#: do not pay below: a county's disks hold hundreds).
-_PER_MODE_MIN: Final = 4096
-#: Below this many entries, sorting them all costs less than the partition's extra calls.
-_PARTITION_MIN: Final = 512
 #: From this many candidates in a whole disk, cutting it pays for computing its centres at
 #: once (~250 µs against ~25 ns for each of the ~40% it drops).
 _CUT_NOW_MIN: Final = 16_384
@@ -209,95 +184,18 @@ class Candidate:
         }
 
 
+@dataclass(frozen=True, slots=True)
 class Ranking:
-    """Eligible volunteers in reach, best first, as parallel columns.
+    """Eligible volunteers in reach, best first, as parallel columns."""
 
-    ``rank`` builds it unordered; the order is made on demand, and only as far as asked:
-    :meth:`head` orders just the first ``k`` (a partition, then a sort of those few: the
-    plan and ``?limit=`` look at a handful of the thousands in reach of a dense town), the
-    full columns (``slots``, ``eta_s``, ...) order everything once. Both give the order of
-    the module doc; ``head(k)`` is always the first ``k`` of the full columns.
-
-    Constructed from columns already in order (tests, callers that rank by other means).
-    """
-
-    __slots__ = ("_columns", "_head", "_lazy", "_n")
-
-    def __init__(
-        self,
-        slots: IntArray,
-        eta_s: FloatArray,
-        ring: npt.NDArray[np.uint8],
-        distance_m: FloatArray,
-        skilled: npt.NDArray[np.bool_],
-    ) -> None:
-        self._n = len(slots)
-        self._columns: _Columns | None = _Columns(slots, eta_s, ring, distance_m, skilled)
-        self._head: _Columns | None = None  # the longest prefix ordered so far
-        self._lazy: _Unordered | None = None
-
-    @classmethod
-    def _unordered(cls, lazy: _Unordered) -> Ranking:
-        ranking = cls.__new__(cls)
-        ranking._n = len(lazy.slots)
-        ranking._columns = None
-        ranking._head = None
-        ranking._lazy = lazy
-        return ranking
+    slots: IntArray
+    eta_s: FloatArray
+    ring: npt.NDArray[np.uint8]
+    distance_m: FloatArray
+    skilled: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
-        return self._n
-
-    @property
-    def slots(self) -> IntArray:
-        """Index slots, best first."""
-        return self._all().slots
-
-    @property
-    def eta_s(self) -> FloatArray:
-        """ETA, turnout included, seconds."""
-        return self._all().eta_s
-
-    @property
-    def ring(self) -> npt.NDArray[np.uint8]:
-        """Ring per entry: 1, 3, 5 minutes, ``NO_RING`` beyond."""
-        return self._all().ring
-
-    @property
-    def distance_m(self) -> FloatArray:
-        """Haversine distance to the incident, metres."""
-        return self._all().distance_m
-
-    @property
-    def skilled(self) -> npt.NDArray[np.bool_]:
-        """Carries a role or team the incident needs."""
-        return self._all().skilled
-
-    def head(self, k: int) -> Ranking:
-        """The first ``k`` entries (all when fewer), in order, as a ranking of their own.
-
-        Exact: equal to the first ``k`` of the full columns, ties included. Costs a partition
-        of the sort keys plus a sort of ``k``, not a sort of everyone.
-        """
-        k = max(0, min(int(k), self._n))
-        columns = self._columns
-        if columns is None:
-            head = self._head
-            if head is None or len(head.slots) < k:
-                assert self._lazy is not None
-                head = self._head = self._lazy.prefix(k)
-            columns = head
-        if k < len(columns.slots):
-            columns = columns.first(k)
-        return Ranking(*columns)
-
-    def first_skilled(self) -> int | None:
-        """Position of the first entry that carries a needed skill; ``None`` if none does."""
-        if self._columns is None:
-            assert self._lazy is not None
-            return self._lazy.first_skilled()
-        found = np.flatnonzero(self._columns.skilled)
-        return int(found[0]) if len(found) else None
+        return len(self.slots)
 
     def candidates(
         self, index: LiveIndex, unit_ids: tuple[str, ...] = (), limit: int | None = None
@@ -309,119 +207,27 @@ class Ranking:
             unit_ids: unit id per unit index, for the ``unit_id`` field.
             limit: how many; all when ``None``.
         """
-        top = self.head(self._n if limit is None else limit)
+        stop = len(self.slots) if limit is None else min(limit, len(self.slots))
         out = []
-        for i in range(len(top)):
-            slot = int(top.slots[i])
-            ring = int(top.ring[i])
+        for i in range(stop):
+            slot = int(self.slots[i])
+            ring = int(self.ring[i])
             unit = int(index.unit[slot])
             out.append(
                 Candidate(
                     slot=slot,
                     volunteer_id=index.ids[slot],
-                    eta_s=float(top.eta_s[i]),
+                    eta_s=float(self.eta_s[i]),
                     ring_min=None if ring == NO_RING else ring,
-                    distance_m=float(top.distance_m[i]),
+                    distance_m=float(self.distance_m[i]),
                     mode=Mode(int(index.mode[slot])),
                     roles=tuple(names_of(Role, int(index.roles[slot]))),
                     teams=tuple(names_of(Team, int(index.teams[slot]))),
                     unit_id=unit_ids[unit] if 0 <= unit < len(unit_ids) else None,
-                    skilled=bool(top.skilled[i]),
+                    skilled=bool(self.skilled[i]),
                 )
             )
         return out
-
-    def _all(self) -> _Columns:
-        if self._columns is None:
-            assert self._lazy is not None
-            self._columns = self._lazy.prefix(self._n)
-            self._head = self._lazy = None
-        return self._columns
-
-
-class _Columns(NamedTuple):
-    slots: IntArray
-    eta_s: FloatArray
-    ring: npt.NDArray[np.uint8]
-    distance_m: FloatArray
-    skilled: npt.NDArray[np.bool_]
-
-    def first(self, k: int) -> _Columns:
-        return _Columns(
-            self.slots[:k], self.eta_s[:k], self.ring[:k], self.distance_m[:k], self.skilled[:k]
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Unordered:
-    """A ranking's entries before ordering: the columns in candidate order, and what the
-    order needs (module doc, step 6)."""
-
-    index: LiveIndex
-    nearest_unit: int
-    slots: IntArray
-    eta: FloatArray
-    position: IntArray  # ring position: 0, 1, 2 for the rings, 3 beyond
-    skilled: npt.NDArray[np.bool_]
-    distance: FloatArray | None  # None: computed for the entries asked for
-    lat: FloatArray
-    lon: FloatArray
-    incident: tuple[float, float]
-    key: FloatArray | None  # _sort_key's; None: no room for it, everything goes by lexsort
-
-    def prefix(self, k: int) -> _Columns:
-        """The first ``k`` entries in order."""
-        n = len(self.slots)
-        key = self.key
-        if key is None or 4 * k >= n or n < _PARTITION_MIN:
-            order = _order(
-                self.position,
-                self.skilled,
-                self.eta,
-                self.slots,
-                self.index,
-                self.nearest_unit,
-                key,
-            )[:k]
-        elif k == 0:
-            order = np.empty(0, dtype=np.intp)
-        else:
-            # Everyone with a key up to the k-th smallest (ties with it included), in order.
-            kth = np.partition(key, k - 1)[k - 1]
-            within = (key <= kth).nonzero()[0]
-            order = within[
-                _order(
-                    self.position[within],
-                    self.skilled[within],
-                    self.eta[within],
-                    self.slots[within],
-                    self.index,
-                    self.nearest_unit,
-                    key[within],
-                )
-            ][:k]
-        if self.distance is not None:
-            distance = self.distance[order]
-        else:
-            distance = haversine_m(self.lat[order], self.lon[order], *self.incident)
-        return _Columns(
-            self.slots[order],
-            self.eta[order],
-            _RING_CODES[self.position[order]],
-            distance,
-            self.skilled[order],
-        )
-
-    def first_skilled(self) -> int | None:
-        """Position in the order of the first skilled entry: everyone before it has a
-        smaller key (the skilled of a ring come first in it, and equal keys share a group)."""
-        if not self.skilled.any():
-            return None
-        key = self.key
-        if key is None:
-            return int(np.flatnonzero(self.prefix(len(self.slots)).skilled)[0])
-        best = key[self.skilled].min()
-        return int(np.count_nonzero(key < best))
 
 
 def rank(
@@ -455,24 +261,15 @@ def rank(
     """
     lat, lon = check_latlon(lat, lon)
     reach = model.max_reach_m(max_eta_s)
-    mode_reach = _mode_reach(model, max_eta_s)
     cells, cut = _cells_in_reach(index.res, lat, lon, reach)
-    crowd = index.count_in_cells(cells)
-    if not cut and crowd >= _CUT_NOW_MIN:  # a crowd: worth cutting the disk right away
+    slots = index.slots_in_cells(cells)
+    if not cut and len(slots) >= _CUT_NOW_MIN:  # a crowd: worth cutting the disk right away
         cells, cut = _cells_in_reach(index.res, lat, lon, reach, now=True)
-        crowd = index.count_in_cells(cells)
-    modes = None
-    if mode_reach is not None and crowd >= _PER_MODE_MIN:
-        # a crowd: each mode from its own cells (module doc, step 1)
-        slots, modes = _candidates_by_mode(index, lat, lon, mode_reach)
-    else:
         slots = index.slots_in_cells(cells)
     return _rank(
         index,
         model,
         slots,
-        modes,
-        mode_reach,
         lat,
         lon,
         now=now,
@@ -516,8 +313,6 @@ def rank_slots(
         index,
         model,
         slots,
-        None,
-        _mode_reach(model, max_eta_s),
         lat,
         lon,
         now=now,
@@ -529,31 +324,10 @@ def rank_slots(
     )
 
 
-def _mode_reach(model: TravelModel, max_eta_s: float) -> tuple[float, ...] | None:
-    """Each mode's reach (no longer than the model's), for a model that knows them."""
-    by_mode: Callable[[float], FloatArray] | None = getattr(model, "max_reach_by_mode_m", None)
-    if by_mode is None:
-        return None
-    reach = model.max_reach_m(max_eta_s)
-    return tuple(min(float(r), reach) for r in by_mode(max_eta_s).tolist())
-
-
-def _candidates_by_mode(
-    index: LiveIndex, lat: float, lon: float, mode_reach: tuple[float, ...]
-) -> tuple[IntArray, ModeArray]:
-    """Step 1 for a crowd: each mode's volunteers from the cells of that mode's reach, and
-    the mode of each."""
-    per_mode, _ = _cells_in_reach_by_mode(index.res, lat, lon, mode_reach, now=True)
-    slots, counts = index.slots_by_mode(per_mode)
-    return slots, np.repeat(_MODE_CODES[: len(counts)], counts)
-
-
 def _rank(
     index: LiveIndex,
     model: TravelModel,
     slots: IntArray,
-    modes: ModeArray | None,
-    mode_reach: tuple[float, ...] | None,
     lat: float,
     lon: float,
     *,
@@ -564,27 +338,27 @@ def _rank(
     held: npt.NDArray[np.bool_] | None,
     nearest_unit: int,
 ) -> Ranking:
-    """Steps 2-7 for valid, distinct ``slots`` (of ``modes``, when known) around a
-    validated point.
-
-    Volunteers' rows are scattered over the whole index, so each column read is a cache
-    miss per volunteer: the fix (position and time) is read as one record for everyone, the
-    bound and the freshness test on it drop most; the attributes (status, situation, roles,
-    teams) as another record for the rest, with the held mask.
-    """
-    rows = _fresh_in_reach(
-        index, model, slots, modes, mode_reach, lat, lon, now=now, max_eta_s=max_eta_s
-    )
-    if rows is not None:
-        rows = _available(index, rows, held)
-    if rows is None:
+    """Steps 2-7 for valid, distinct ``slots`` around a validated point."""
+    if not len(slots):
+        return _empty()
+    by_mode: Callable[[float], FloatArray] | None = getattr(model, "max_reach_by_mode_m", None)
+    bound = None
+    if by_mode is not None or len(slots) >= _PREFILTER_MIN:
+        mode_reach = None if by_mode is None else tuple(by_mode(max_eta_s).tolist())
+        bound = _reach_bound(lat, lon, model.max_reach_m(max_eta_s), mode_reach)
+    modes = None
+    if bound is None:
+        slots = slots[_eligible(index, slots, now, held)]  # step 2
+        v_lat = index.lat[slots]
+        v_lon = index.lon[slots]
+    else:
+        slots, v_lat, v_lon, modes = _eligible_in_reach(index, slots, lat, lon, bound, now, held)
+    if not len(slots):
         return _empty()
     # Step 4.
-    v_lat = np.ascontiguousarray(rows.fixes[:, FIX_LAT])
-    v_lon = np.ascontiguousarray(rows.fixes[:, FIX_LON])
     with_distances: _SecondsAndDistances | None = getattr(model, "seconds_and_distances_to", None)
-    situations = rows.attrs[:, ATTR_SITUATION]
-    codes = index.mode[rows.slots] if rows.modes is None else rows.modes
+    situations = index.situation[slots]
+    codes = index.mode[slots] if modes is None else modes
     distance: FloatArray | None = None
     if with_distances is None:
         eta = model.seconds_to(
@@ -594,164 +368,124 @@ def _rank(
         eta, distance = with_distances(
             v_lat, v_lon, codes, lat, lon, situations=situations, limit_s=max_eta_s
         )
-    slots, attrs = rows.slots, rows.attrs
     keep = (eta <= max_eta_s).nonzero()[0]
     if len(keep) < len(slots):
         if not len(keep):
             return _empty()
         slots, v_lat, v_lon, eta = slots[keep], v_lat[keep], v_lon[keep], eta[keep]
-        attrs = attrs.take(keep, axis=0)
         if distance is not None:
             distance = distance[keep]
-    # Steps 5-7 (the order itself on demand: Ranking.head).
+    # Steps 5-7.
     position = np.searchsorted(RING_LIMITS_S, eta, side="left")
     if needs_roles or needs_teams:
-        skilled = ((attrs[:, ATTR_ROLES] & needs_roles) | (attrs[:, ATTR_TEAMS] & needs_teams)) != 0
+        skilled = ((index.roles[slots] & needs_roles) | (index.teams[slots] & needs_teams)) != 0
     else:
         skilled = np.zeros(len(slots), dtype=np.bool_)
-    return Ranking._unordered(
-        _Unordered(
-            index=index,
-            nearest_unit=nearest_unit,
-            slots=slots,
-            eta=eta,
-            position=position,
-            skilled=skilled,
-            distance=distance,
-            lat=v_lat,
-            lon=v_lon,
-            incident=(lat, lon),
-            key=_sort_key(position, skilled, eta),
-        )
+    order = _order(position, skilled, eta, slots, index, nearest_unit)
+    return Ranking(
+        slots=slots[order],
+        eta_s=eta[order],
+        ring=_RING_CODES[position[order]],
+        distance_m=(
+            haversine_m(v_lat[order], v_lon[order], lat, lon)
+            if distance is None
+            else distance[order]
+        ),
+        skilled=skilled[order],
     )
 
 
-class _Rows(NamedTuple):
-    """The candidates' columns that the filters carry along, row by row."""
-
-    slots: IntArray
-    modes: ModeArray | None  # None: not known yet (read from the index when needed)
-    fixes: FloatArray  # (m, 4) fix records
-    attrs: npt.NDArray[np.uint8]  # (m, 4) attribute records; (0, 4) until read
-
-    def select(self, keep: IntArray) -> _Rows:
-        # np.take along rows: a record-wise copy (fancy indexing of 2-d arrays goes element
-        # by element, several times slower)
-        return _Rows(
-            self.slots[keep],
-            None if self.modes is None else self.modes[keep],
-            self.fixes.take(keep, axis=0),
-            self.attrs.take(keep, axis=0) if len(self.attrs) else self.attrs,
-        )
-
-
-def _fresh_in_reach(
+def _eligible(
     index: LiveIndex,
-    model: TravelModel,
     slots: IntArray,
-    modes: ModeArray | None,
-    mode_reach: tuple[float, ...] | None,
+    now: float,
+    held: npt.NDArray[np.bool_] | None,
+    *,
+    fresh: bool = True,
+) -> IntArray:
+    """Step 2: positions in ``slots`` of the eligible, in one fused pass:
+    :meth:`LiveIndex.fresh_available`'s rule without its range check (the slots come from
+    the index), and the ``held`` mask; without the freshness test when ``fresh`` is false."""
+    eligible = index.status[slots] == _AVAILABLE
+    if fresh:
+        eligible &= now - index.fix_ts[slots] <= index.freshness_s  # NaN (no fix): False
+    if held is not None:
+        eligible &= ~held[slots]
+    keep: IntArray = eligible.nonzero()[0]
+    return keep
+
+
+def _eligible_in_reach(
+    index: LiveIndex,
+    slots: IntArray,
     lat: float,
     lon: float,
-    *,
+    bound: _Bound,
     now: float,
-    max_eta_s: float,
-) -> _Rows | None:
-    """Steps 2 (a fresh fix) and 3 (the reach bound) on the fix records; ``None`` when
-    nobody is left."""
-    if not len(slots):
-        return None
-    bound = None
-    if mode_reach is not None or len(slots) >= _PREFILTER_MIN:
-        bound = _reach_bound(lat, lon, model.max_reach_m(max_eta_s), mode_reach)
-    fixes = index.fixes.take(slots, axis=0)
-    ok = now - fixes[:, FIX_TS] <= index.freshness_s  # NaN (no fix) compares False
-    if bound is not None:
-        dy = fixes[:, FIX_LAT] - lat
-        dx = fixes[:, FIX_LON] - lon
-        dy *= dy
-        dx *= dx
-        dx *= bound.k
-        dy += dx
-        if bound.by_mode is None:
-            ok &= dy <= bound.limit
-        else:
-            if modes is None:
-                modes = index.mode[slots]
-            ok &= dy <= bound.by_mode[modes]
-    rows = _Rows(slots, modes, fixes, _NO_ATTRS)
-    keep = ok.nonzero()[0]
-    if len(keep) == len(slots):
-        return rows
-    return rows.select(keep) if len(keep) else None
+    held: npt.NDArray[np.bool_] | None,
+) -> tuple[IntArray, FloatArray, FloatArray, ModeArray | None]:
+    """Steps 2 and 3 for many candidates, cheapest columns first: status and held (one byte
+    each, and they drop everyone off duty or busy), then the reach bound on the positions of
+    the rest, then the fix times of the survivors."""
+    slots = slots[_eligible(index, slots, now, held, fresh=False)]
+    slots, v_lat, v_lon, modes = _in_reach(index, slots, lat, lon, bound)
+    fresh = (now - index.fix_ts[slots] <= index.freshness_s).nonzero()[0]
+    if len(fresh) < len(slots):
+        slots, v_lat, v_lon = slots[fresh], v_lat[fresh], v_lon[fresh]
+        if modes is not None:
+            modes = modes[fresh]
+    return slots, v_lat, v_lon, modes
 
 
-def _available(index: LiveIndex, rows: _Rows, held: npt.NDArray[np.bool_] | None) -> _Rows | None:
-    """Step 2, the rest: ``available`` and not ``held``, with the attribute records read on
-    the way; ``None`` when nobody is left."""
-    attrs = _attributes(index, rows.slots)
-    ok = attrs[:, ATTR_STATUS] == _AVAILABLE
-    if held is not None:
-        ok &= ~held[rows.slots]
-    rows = rows._replace(attrs=attrs)
-    keep = ok.nonzero()[0]
-    if len(keep) == len(rows.slots):
-        return rows
-    return rows.select(keep) if len(keep) else None
+def _in_reach(
+    index: LiveIndex, slots: IntArray, lat: float, lon: float, bound: _Bound
+) -> tuple[IntArray, FloatArray, FloatArray, ModeArray | None]:
+    """Step 3: ``slots`` less those the planar ``bound`` puts surely out of reach, with the
+    positions (and the modes, for a bound per mode) it gathered on the way.
 
-
-def _attributes(index: LiveIndex, slots: IntArray) -> npt.NDArray[np.uint8]:
-    """The attribute records of ``slots``, shape ``(len(slots), 4)``: read as one 4-byte
-    word each (one gather instead of a row-wise copy)."""
-    words = index.attributes.view(np.uint32).reshape(-1)
-    return words.take(slots).view(np.uint8).reshape(-1, 4)
+    Worth it for many candidates, or when the model knows each mode's reach; for a few
+    hundred it costs more (ten numpy calls) than the travel times it saves.
+    """
+    v_lat = index.lat[slots]
+    v_lon = index.lon[slots]
+    dy = v_lat - lat
+    dx = v_lon - lon
+    dy *= dy
+    dx *= dx
+    dx *= bound.k
+    dy += dx
+    if bound.by_mode is None:
+        keep = (dy <= bound.limit).nonzero()[0]  # NaN (no fix) compares False
+        return slots[keep], v_lat[keep], v_lon[keep], None
+    modes = index.mode[slots]
+    keep = (dy <= bound.by_mode[modes]).nonzero()[0]
+    return slots[keep], v_lat[keep], v_lon[keep], modes[keep]
 
 
 def _cells_in_reach(
     res: int, lat: float, lon: float, reach_m: float, *, now: bool = False
 ) -> tuple[Cells, bool]:
     """The cells of the index's ``grid_disk`` for ``reach_m`` (what :meth:`LiveIndex.near`
-    visits) less those surely out of reach; and whether that cut was made
-    (:func:`_cells_in_reach_by_mode` for one reach)."""
-    (cells,), cut = _cells_in_reach_by_mode(res, lat, lon, (reach_m,), now=now)
-    return cells, cut
-
-
-def _cells_in_reach_by_mode(
-    res: int, lat: float, lon: float, reaches_m: tuple[float, ...], *, now: bool = False
-) -> tuple[list[Cells], bool]:
-    """For each reach (a mode's), the cells that may hold someone within it: the cells of
-    ``grid_disk`` for the longest reach whose centre lies within that reach plus the cells'
-    radius; and whether that cut was made.
-
-    The disk is a hexagon around the reach circle plus two cell radii; the cut keeps about
-    60% of its cells at 5 minutes for the fastest mode, far fewer for the slower ones. A
-    first query in a cell takes, for each reach, the whole ``grid_disk`` sized for it,
-    unless ``now`` (the disk's centres cost ~250 µs: worth it for cells that recur or for a
-    crowd).
-    """
+    visits) less those surely out of reach: centre farther than the reach plus the cells'
+    radius; and whether that cut was made. The disk is a hexagon around the reach circle
+    plus two cell radii; the cut keeps about 60% of its cells and of the people in them at 5
+    minutes. The first query in a cell takes the whole disk unless ``now`` (its centres cost
+    ~250 µs, worth it for cells that recur or for a crowd)."""
     centre = cell_of(lat, lon, res)
-    ks = [disk_k_for_radius(centre, r) for r in reaches_m]
-    longest = max(reaches_m)
-    k = max(ks)
+    k = disk_k_for_radius(centre, reach_m)
     disk = disk_with_centres(centre, k) if now else disk_with_centres_on_reuse(centre, k)
-    if disk is None:  # a first visit: each reach's whole disk, as near() would take
-        return [grid_disk(centre, k_r) for k_r in ks], False
-    if not disk.cell_radius_m < _RADIUS_STEP_M * 1e6:  # a pentagon in the disk: no cut
-        return [grid_disk(centre, k_r) for k_r in ks], False
-    # Rounded up (a larger radius only keeps more cells), so that the bounds' cache serves
-    # every cell of a region instead of one entry per cell.
-    radius = math.ceil(disk.cell_radius_m / _RADIUS_STEP_M) * _RADIUS_STEP_M
-    bound = _reach_bound(lat, lon, longest + radius, tuple(r + radius for r in reaches_m))
-    if bound is None or bound.by_mode is None:
-        return [grid_disk(centre, k_r) for k_r in ks], False
+    if disk is None:  # a first visit: the whole disk, as near() would take
+        return grid_disk(centre, k), False
+    bound = _reach_bound(lat, lon, reach_m + disk.cell_radius_m)
+    if bound is None:
+        return disk.cells, True
     dy = disk.lat - lat
     dx = disk.lon - lon
     dy *= dy
     dx *= dx
     dx *= bound.k
     dy += dx
-    return [disk.cells[dy <= limit] for limit in bound.by_mode.tolist()], True
+    return disk.cells[dy <= bound.limit], True
 
 
 class _Bound(NamedTuple):
@@ -826,25 +560,6 @@ def _planar_limit(a: float, k: float) -> float | None:
     return 4.0 * h / (1.0 - c * c / 3.0) / (_DEG * _DEG) * (1.0 + _REACH_SLACK)
 
 
-def _sort_key(
-    position: IntArray, skilled: npt.NDArray[np.bool_], eta: FloatArray
-) -> FloatArray | None:
-    """The float key whose order is ring, skilled first, ETA (see :func:`_order`); ``None``
-    when the ETAs leave no room for it (beyond 1e307 s)."""
-    if not len(eta):
-        return np.empty(0)
-    span = max(float(eta.max()), -float(eta.min()))
-    if not 4.0 * span < math.inf:
-        return None
-    scale = 2.0 ** math.frexp(4.0 * span)[1]
-    key = position.astype(np.float64)
-    key *= 2.0
-    key += ~skilled
-    key *= scale
-    key += eta
-    return key
-
-
 def _order(
     position: IntArray,
     skilled: npt.NDArray[np.bool_],
@@ -852,7 +567,6 @@ def _order(
     slots: IntArray,
     index: LiveIndex,
     nearest_unit: int,
-    key: FloatArray | None = None,
 ) -> IntArray:
     """The permutation that sorts by ring, skilled first, ETA, nearest unit first, then id.
 
@@ -860,19 +574,22 @@ def _order(
     costs (the array of id strings alone takes milliseconds for thousands of candidates, and
     lexsort's stable passes over floats several more): one argsort of a float key
     ``(2 * ring position + not skilled) * C + eta``, ``C`` a power of two above four times
-    the largest ``|eta|`` (:func:`_sort_key`, or ``key`` when the caller made it with the
-    same ``C`` for a superset: the order of a subset does not depend on which ``C``). The
-    first term is exact, each group's keys stay within ``C / 4`` of it, and rounding is
-    monotone, so the key never inverts two candidates and the groups never mix; equal keys
-    (equal ETAs, or ETAs within ~1e-12 s) are then put in (ETA, nearest unit, id) order, run
-    by run.
+    the largest ``|eta|``. The first term is exact, each group's keys stay within ``C / 4``
+    of it, and rounding is monotone, so the key never inverts two candidates and the groups
+    never mix; equal keys (equal ETAs, or ETAs within ~1e-12 s) are then put in (ETA,
+    nearest unit, id) order, run by run.
     """
-    if key is None:
-        key = _sort_key(position, skilled, eta)
-    if key is None:  # times beyond 1e307 s: no room for the groups
+    span = max(float(eta.max()), -float(eta.min()))
+    if not 4.0 * span < math.inf:  # times beyond 1e307 s: no room for the groups
         home = index.unit[slots] == nearest_unit if nearest_unit >= 0 else skilled & False
         ids = np.array([index.ids[s] for s in slots.tolist()])
         return np.lexsort((ids, ~home, eta, ~skilled, position))
+    scale = 2.0 ** math.frexp(4.0 * span)[1]
+    key = position.astype(np.float64)
+    key *= 2.0
+    key += ~skilled
+    key *= scale
+    key += eta
     order = np.argsort(key)
     sorted_key = key[order]
     tie = (sorted_key[1:] == sorted_key[:-1]).nonzero()[0]
@@ -913,7 +630,3 @@ def _empty() -> Ranking:
         distance_m=np.empty(0),
         skilled=np.empty(0, dtype=np.bool_),
     )
-
-
-_MODE_CODES: Final = np.array([int(m) for m in Mode], dtype=np.uint8)
-_NO_ATTRS: Final = np.empty((0, 4), dtype=np.uint8)
