@@ -38,7 +38,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -99,20 +99,6 @@ _PREFILTER_MIN: Final = 2048
 _CUT_NOW_MIN: Final = 16_384
 
 IntArray = npt.NDArray[np.intp]
-
-
-class _SecondsAndDistances(Protocol):
-    def __call__(
-        self,
-        lat: FloatArray,
-        lon: FloatArray,
-        modes: ModeArray,
-        dest_lat: float,
-        dest_lon: float,
-        *,
-        situations: SituationArray | None = None,
-        limit_s: float | None = None,
-    ) -> tuple[FloatArray, FloatArray]: ...
 
 
 class ReachByMode(Protocol):
@@ -356,16 +342,15 @@ def _rank(
     if not len(slots):
         return _empty()
     # Step 4.
-    with_distances: _SecondsAndDistances | None = getattr(model, "seconds_and_distances_to", None)
     situations = index.situation[slots]
     codes = index.mode[slots] if modes is None else modes
     distance: FloatArray | None = None
-    if with_distances is None:
-        eta = model.seconds_to(
+    if hasattr(model, "seconds_and_distances_to"):
+        eta, distance = cast(DistanceByProduct, model).seconds_and_distances_to(
             v_lat, v_lon, codes, lat, lon, situations=situations, limit_s=max_eta_s
         )
     else:
-        eta, distance = with_distances(
+        eta = model.seconds_to(
             v_lat, v_lon, codes, lat, lon, situations=situations, limit_s=max_eta_s
         )
     keep = (eta <= max_eta_s).nonzero()[0]
