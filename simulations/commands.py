@@ -192,21 +192,26 @@ class CoverageOptions:
     seed: int = 20_231_015
 
 
+def _village(demand: Demand, j: int) -> dict[str, object]:
+    """The columns that name village ``j`` in every per-village table."""
+    t = int(demand.township[j])
+    return {
+        "id": demand.ids[j],
+        "name": demand.names[j],
+        "township": demand.township_names[t],
+        "township_pinyin": demand.township_labels[t],
+        "population": int(demand.population[j]),
+    }
+
+
 def _village_rows(
     demand: Demand, rep: CoverageReport, extra: Mapping[str, Sequence[object]] | None = None
 ) -> list[dict[str, object]]:
     best = rep.best_ring()
     rows = []
     for j in range(len(demand)):
-        t = int(demand.township[j])
-        row: dict[str, object] = {
-            "id": demand.ids[j],
-            "name": demand.names[j],
-            "township": demand.township_names[t],
-            "township_pinyin": demand.township_labels[t],
-            "population": int(demand.population[j]),
-            "best_ring_min": int(best[j]) if best[j] else None,
-        }
+        row = _village(demand, j)
+        row["best_ring_min"] = int(best[j]) if best[j] else None
         for r, ring in enumerate(rep.ring_minutes):
             row[f"volunteers_{ring}min"] = int(rep.counts[j, r])
         if rep.p_any is not None:
@@ -623,16 +628,9 @@ def _village_day_rows(
             np.add.at(met[:, j], inc.village, (inc.met()[:, j]).astype(np.int64))
     rows = []
     for j in range(n):
-        t = int(demand.township[j])
-        row: dict[str, object] = {
-            "id": demand.ids[j],
-            "name": demand.names[j],
-            "township": demand.township_names[t],
-            "township_pinyin": demand.township_labels[t],
-            "population": int(demand.population[j]),
-            "incidents": int(incidents[j]),
-            "unserved": int(unserved[j]),
-        }
+        row = _village(demand, j)
+        row["incidents"] = int(incidents[j])
+        row["unserved"] = int(unserved[j])
         for r_, ring in enumerate(RING_MINUTES):
             row[f"met_{ring}min_share"] = (
                 float(met[j, r_]) / float(wanted[j, r_]) if wanted[j, r_] else math.nan
@@ -955,18 +953,10 @@ def _write_site(
     after = _best_ring(place_counts(instance, result.sites), instance.n_rings)
     village_rows = []
     for j in range(len(demand)):
-        t = int(demand.township[j])
-        village_rows.append(
-            {
-                "id": demand.ids[j],
-                "name": demand.names[j],
-                "township": demand.township_names[t],
-                "township_pinyin": demand.township_labels[t],
-                "population": int(demand.population[j]),
-                "best_ring_before": int(before[j]) or None,
-                "best_ring_after": int(after[j]) or None,
-            }
-        )
+        row = _village(demand, j)
+        row["best_ring_before"] = int(before[j]) or None
+        row["best_ring_after"] = int(after[j]) or None
+        village_rows.append(row)
     report.write_csv(folder / "villages.csv", village_rows)
     report.write_geojson(folder / "villages.geojson", demand.lat, demand.lon, village_rows)
     n_units = len(result.sites)
