@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import functools
 import heapq
@@ -111,7 +110,7 @@ from geo.modes import Mode
 from simulations import report
 from simulations.commands import Common, dataset
 from simulations.keyed import generator
-from simulations.params import DEFAULT_TYPE_MIX, DayParams
+from simulations.params import DEFAULT_TYPE_MIX, DayParams, to_jsonable
 from units.vocab import Role, Team, names_of
 
 __all__ = [
@@ -279,17 +278,7 @@ class DrillOptions:
 
     def parameters(self) -> dict[str, object]:
         """Every option the results depend on, for the manifest (never the token)."""
-        out: dict[str, object] = {}
-        for f in dataclasses.fields(self):
-            if f.name in ("common", "token"):
-                continue
-            value = getattr(self, f.name)
-            if isinstance(value, Mapping):
-                value = dict(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
-        return out
+        return to_jsonable(self, skip=("common", "token"))
 
 
 # =================================================================================== plan

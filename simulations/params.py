@@ -34,14 +34,17 @@ import dataclasses
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
 
 from dispatch.errors import InvalidInput
 from geo.travel import DEFAULT_TURNOUT_S, Situation
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "DEFAULT_HOURLY_PROFILE",
@@ -357,10 +360,13 @@ def _from_mapping(cls: type[_P], values: Mapping[str, object], source: str) -> _
         raise InvalidInput(f"{source}: {exc}", field=exc.field) from None
 
 
-def to_jsonable(params: DayParams | SiteParams) -> dict[str, Any]:
-    """The parameters as plain JSON types (what the manifest stores)."""
+def to_jsonable(params: DataclassInstance, skip: Collection[str] = ()) -> dict[str, Any]:
+    """The parameters as plain JSON types (what the manifest stores), less the fields named
+    in ``skip``."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(params):
+        if f.name in skip:
+            continue
         value = getattr(params, f.name)
         if isinstance(value, Mapping):
             value = dict(value)
