@@ -164,7 +164,7 @@ def haversine_m(
     an element, not five: from ``s = sin(Δφ/2)`` and ``c = cos(Δφ/2) = sqrt(1 - s²)`` (the
     half-difference lies within ±90°), ``cos φ = cos φ0 (1 - 2s²) - sin φ0 · 2sc`` and the
     mean latitude's ``sin((φ + φ0)/2) = sin φ0 c + cos φ0 s``; then ``sin(Δλ/2)`` and the
-    ``arcsin``. In place, on one array's worth of temporaries.
+    ``arcsin``; in place wherever an array can be reused.
     """
     if (  # ranking's case, without the few microseconds of the general one
         isinstance(lat, np.ndarray)
@@ -173,13 +173,13 @@ def haversine_m(
         and lat.ndim == 1
         and lat.shape == lon.shape
     ):
-        lat_a, lon_a = lat, lon
+        lat_a, lon_a, shape = lat, lon, lat.shape
     else:
         lat_a, lon_a = np.broadcast_arrays(
             np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
         )
-    shape = lat_a.shape
-    lat_a, lon_a = np.atleast_1d(lat_a), np.atleast_1d(lon_a)
+        shape = lat_a.shape
+        lat_a, lon_a = np.atleast_1d(lat_a), np.atleast_1d(lon_a)
     phi0 = math.radians(lat0)
     sin0, cos0 = math.sin(phi0), math.cos(phi0)
     s = lat_a - lat0
@@ -188,13 +188,12 @@ def haversine_m(
     s2 = s * s
     c = 1.0 - s2
     np.sqrt(c, out=c)
-    cos_phi = s2 * (-2.0 * cos0)
-    cos_phi += cos0
+    mean = c * sin0
     c *= s  # s·c from here on
     c *= 2.0 * sin0
+    cos_phi = s2 * (-2.0 * cos0)
+    cos_phi += cos0
     cos_phi -= c
-    mean = np.sqrt(1.0 - s2)  # c again (overwritten above)
-    mean *= sin0
     s *= cos0
     mean += s
     mean *= mean  # sin² of the mean latitude
