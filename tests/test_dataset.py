@@ -4,6 +4,8 @@ catches each kind of breakage, and the loader hands out typed columns."""
 from __future__ import annotations
 
 import json
+import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -84,6 +86,20 @@ def test_committed_files_equal_a_fresh_build(fresh_build: Path) -> None:
         assert committed == (fresh_build / name).read_bytes(), (
             f"{name} differs from a fresh build: run `dispatch dataset build` and commit"
         )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="OpenBLAS core types are x86 names")
+def test_the_build_does_not_depend_on_the_cpus_blas_kernels(tmp_path: Path) -> None:
+    """OpenBLAS picks its kernels for the CPU it runs on, and they round differently; forced
+    onto the oldest x86-64 kernels (any x86-64 CPU runs them), the build gives the committed
+    bytes all the same. Before dot2/norm2 and the rounded weights, it did not."""
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Prescott"}
+    command = [sys.executable, "-m", "dispatch", "dataset", "build", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    for name in (*schema.DATA_FILES, schema.BUILD_MANIFEST):
+        assert (tmp_path / name).read_bytes() == (DEFAULT_DATASET / name).read_bytes(), name
 
 
 @pytest.mark.slow

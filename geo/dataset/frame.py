@@ -6,10 +6,18 @@ computed in one Lambert azimuthal equal-area projection centred on the county (3
 distances are within 0.01% of the ellipsoid's. Files stay in WGS84 lon/lat, rounded to
 :data:`DECIMALS` places (about 0.1 m); :func:`to_lonlat` applies that rounding so that a point
 computed twice lands on the same published coordinates.
+
+The build must give the same bytes on every machine, and BLAS does not: OpenBLAS picks its
+kernels for the CPU it runs on (an AVX-512 Intel core and an AMD Zen core round a dot product
+differently in the last bit), and a power-diagram fit amplifies a last bit into a moved
+vertex. So plane vectors are measured with :func:`dot2` and :func:`norm2` (plain IEEE
+arithmetic, the same everywhere), never with ``@`` or ``np.linalg.norm`` of a vector, and the
+one linear solve of the build rounds what it returns (:mod:`geo.dataset.partition`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Final, TypeVar
 
 import numpy as np
@@ -23,8 +31,10 @@ __all__ = [
     "LOCAL_CRS",
     "WGS84",
     "FloatArray",
+    "dot2",
     "geom_to_lonlat",
     "geom_to_xy",
+    "norm2",
     "round_coords",
     "to_lonlat",
     "to_xy",
@@ -44,6 +54,17 @@ _FORWARD: Final = Transformer.from_crs(WGS84, LOCAL_CRS, always_xy=True)
 _INVERSE: Final = Transformer.from_crs(LOCAL_CRS, WGS84, always_xy=True)
 
 _G = TypeVar("_G", bound=BaseGeometry)
+
+
+def dot2(a: FloatArray, b: FloatArray) -> float:
+    """``a · b`` of two plane vectors, without BLAS (module doc)."""
+    return float(a[0]) * float(b[0]) + float(a[1]) * float(b[1])
+
+
+def norm2(v: FloatArray) -> float:
+    """``|v|`` of a plane vector, without BLAS (module doc); the same bits as numpy's
+    ``np.linalg.norm(vectors, axis=1)`` (a square root of the sum of the squares)."""
+    return math.sqrt(dot2(v, v))
 
 
 def to_xy(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:

@@ -46,7 +46,7 @@ from scipy.spatial import Delaunay, KDTree
 from shapely.geometry import LineString, Polygon
 
 from dispatch.errors import DatasetError
-from geo.dataset.frame import DECIMALS, FloatArray, geom_to_xy, to_lonlat, to_xy
+from geo.dataset.frame import DECIMALS, FloatArray, dot2, geom_to_xy, norm2, to_lonlat, to_xy
 from geo.dataset.network import components, crossings, segments
 from geo.dataset.places import Places, Township
 from geo.dataset.sources import Bridge, KnownRoad
@@ -101,7 +101,7 @@ def _relative_neighbourhood(xy: FloatArray, pairs: np.ndarray, lengths: FloatArr
     keep = np.ones(len(pairs), dtype=bool)
     for e, ((i, j), d) in enumerate(zip(pairs, lengths, strict=True)):
         for k in tree.query_ball_point(xy[i], d):
-            if k not in (i, j) and np.linalg.norm(xy[k] - xy[j]) < d:
+            if k not in (i, j) and norm2(xy[k] - xy[j]) < d:
                 keep[e] = False
                 break
     return np.asarray(pairs[keep])
@@ -225,7 +225,7 @@ def node(lines: list[FloatArray]) -> tuple[list[FloatArray], int]:
                 if (q == start).all() or (q == end).all():
                     continue
                 direction = end - start
-                t = float((q - start) @ direction / (direction @ direction))
+                t = dot2(q - start, direction) / dot2(direction, direction)
                 inserts.setdefault(int(segs.line[s]), []).append(
                     (int(segs.index[s]), t, (float(q[0]), float(q[1])))
                 )
