@@ -42,11 +42,30 @@ def assert_consistent(index: LiveIndex) -> None:
     cells = np.unique(expected[have_fix])
     np.testing.assert_array_equal(np.sort(index.bucket_cells()), cells)
     np.testing.assert_array_equal(np.sort(index.slots_in_cells(cells)), have_fix)
+    available = index.status == Status.AVAILABLE
+    np.testing.assert_array_equal(
+        np.sort(index.available_in_cells(cells)), np.flatnonzero((expected != 0) & available)
+    )
     for cell in cells.tolist():
-        members = index.bucket(cell)
-        np.testing.assert_array_equal(np.sort(members), np.flatnonzero(expected == cell))
-        # the swap-remove bookkeeping: every slot knows its place in its bucket
-        np.testing.assert_array_equal(index._bpos[members], np.arange(len(members)))
+        for in_table in (True, False):
+            members = index.bucket(cell, available=in_table)
+            np.testing.assert_array_equal(
+                np.sort(members), np.flatnonzero((expected == cell) & (available == in_table))
+            )
+            # the swap-remove bookkeeping: every slot knows its place in its bucket
+            np.testing.assert_array_equal(index._bpos[members], np.arange(len(members)))
+        for mode in Mode:
+            members = index.bucket(cell, available=True, mode=mode)
+            np.testing.assert_array_equal(
+                np.sort(members),
+                np.flatnonzero((expected == cell) & available & (index.mode == mode)),
+            )
+            np.testing.assert_array_equal(index._mpos[members], np.arange(len(members)))
+    by_mode, counts = index.available_by_mode([cells] * len(Mode))
+    assert counts == [int(((expected != 0) & available & (index.mode == m)).sum()) for m in Mode]
+    np.testing.assert_array_equal(
+        index.mode[by_mode], np.repeat(np.arange(len(Mode), dtype=np.uint8), counts)
+    )
     assert index.slots_in_cells(np.array([h3b.latlng_to_cell(0.0, 0.0, index.res)])).size == 0
 
 
@@ -621,6 +640,22 @@ class IndexMachine(RuleBasedStateMachine):
     @rule(data=st.data(), status=st.sampled_from(Status))
     def status(self, data: st.DataObject, status: Status) -> None:
         self.index.set_status(data.draw(st.integers(0, len(self.index) - 1)), status)
+
+    @rule(data=st.data())
+    def readd_many(self, data: st.DataObject) -> None:
+        """Several volunteers re-added in one call with new modes and statuses, some listed
+        twice: the last ones win, and the buckets follow them."""
+        n = len(self.index)
+        slots = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=6))
+        m = len(slots)
+        codes = data.draw(st.lists(st.sampled_from(Status), min_size=m, max_size=m))
+        modes = data.draw(st.lists(st.sampled_from(Mode), min_size=m, max_size=m))
+        self.index.add_many(
+            [self.index.ids[s] for s in slots], mode=np.array(modes), status=np.array(codes)
+        )
+        last = {slot: (code, mode) for slot, code, mode in zip(slots, codes, modes, strict=True)}
+        for slot, (code, mode) in last.items():
+            assert (self.index.status[slot], self.index.mode[slot]) == (code, mode)
 
     @invariant()
     def buckets_match_brute_force(self) -> None:

@@ -195,20 +195,32 @@ def assert_same(got: Ranking, expected: Ranking) -> None:
     assert got.skilled.dtype == np.bool_
 
 
+#: The thresholds that choose ranking's paths by the number of candidates.
+THRESHOLDS = ("_PREFILTER_MIN", "_CUT_NOW_MIN", "_PER_MODE_MIN", "_PER_MODE_DENSITY")
+
+
 @contextmanager
-def prefilter_from(threshold: int | None, cut_now: int | None = None) -> Iterator[None]:
-    """Within: the planar pre-filter applies from ``threshold`` candidates, and a first
-    visit's disk is cut at once from ``cut_now`` (``None``: as tuned; 0: always, so that the
-    small populations of the tests take those paths too)."""
-    saved = ranking._PREFILTER_MIN, ranking._CUT_NOW_MIN
-    if threshold is not None:
-        ranking._PREFILTER_MIN = threshold  # type: ignore[misc]
-    if cut_now is not None:
-        ranking._CUT_NOW_MIN = cut_now  # type: ignore[misc]
+def prefilter_from(
+    threshold: int | None, cut_now: int | None = None, per_mode: int | None = None
+) -> Iterator[None]:
+    """Within: the planar pre-filter applies from ``threshold`` candidates, a first visit's
+    disk is cut at once from ``cut_now``, and each mode takes its own cells from ``per_mode``
+    candidates at ``per_mode`` per cell (``None``: as tuned; 0: always, so that the small
+    populations of the tests take those paths too)."""
+    saved = {name: getattr(ranking, name) for name in THRESHOLDS}
+    for names, value in (
+        (THRESHOLDS[:1], threshold),
+        (THRESHOLDS[1:2], cut_now),
+        (THRESHOLDS[2:], per_mode),
+    ):
+        for name in names:
+            if value is not None:
+                setattr(ranking, name, value)
     try:
         yield
     finally:
-        ranking._PREFILTER_MIN, ranking._CUT_NOW_MIN = saved  # type: ignore[misc]
+        for name, value in saved.items():
+            setattr(ranking, name, value)
 
 
 # groups of people at one spot: equal ETAs, so the unit and id tie-breaks decide
@@ -217,7 +229,11 @@ crowds = st.lists(st.tuples(people, st.integers(1, 3)), min_size=0, max_size=25)
 )
 
 
-@pytest.mark.parametrize("threshold", [None, 0], ids=["as-tuned", "prefilter-always"])
+@pytest.mark.parametrize(
+    ("threshold", "per_mode"),
+    [(None, None), (0, None), (None, 0)],
+    ids=["as-tuned", "prefilter-always", "per-mode-always"],
+)
 @pytest.mark.parametrize("model_name", list(MODELS))
 @settings(max_examples=150, deadline=None)
 @given(
@@ -230,6 +246,7 @@ crowds = st.lists(st.tuples(people, st.integers(1, 3)), min_size=0, max_size=25)
 )
 def test_rank_equals_the_reference(
     threshold: int | None,
+    per_mode: int | None,
     model_name: str,
     population: list[Person],
     needs_roles: int,
@@ -247,7 +264,7 @@ def test_rank_equals_the_reference(
         "held": held,
         "nearest_unit": nearest_unit,
     }
-    with prefilter_from(threshold):
+    with prefilter_from(threshold, per_mode=per_mode):
         got = rank(index, MODELS[model_name], *SEAT, now=NOW, **kwargs)  # type: ignore[arg-type]
     assert_same(got, reference(index, *SEAT, **kwargs))  # type: ignore[arg-type]
 
@@ -283,13 +300,18 @@ def crowd_index(seed: int, n: int, radius_m: float) -> LiveIndex:
     return index
 
 
-@pytest.mark.parametrize("cut_now", [None, 0], ids=["as-tuned", "cut-at-once"])
+@pytest.mark.parametrize(
+    ("cut_now", "per_mode"),
+    [(None, None), (0, None), (None, 1 << 30)],
+    ids=["as-tuned", "cut-at-once", "one-gather"],
+)
 @pytest.mark.parametrize("model_name", list(MODELS))
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_rank_equals_the_reference_in_a_crowd(
-    model_name: str, seed: int, cut_now: int | None
+    model_name: str, seed: int, cut_now: int | None, per_mode: int | None
 ) -> None:
-    """Thousands of candidates: the pre-filter and the cut disk are on by themselves."""
+    """Thousands of candidates: the pre-filter, the cut disk and (for a model that knows each
+    mode's reach) each mode's own cells are on by themselves; and the same with one gather."""
     index = crowd_index(seed, 6_000, 2_500.0)
     rng = np.random.default_rng(seed + 100)
     held = rng.uniform(0.0, 1.0, len(index)) < 0.05
@@ -305,7 +327,7 @@ def test_rank_equals_the_reference_in_a_crowd(
             }
             expected = reference(index, lat, lon, **kwargs)  # type: ignore[arg-type]
             for _ in range(2):  # the whole disk the first time, the cut disk the second
-                with prefilter_from(None, cut_now):
+                with prefilter_from(None, cut_now, per_mode):
                     got = rank(index, MODELS[model_name], lat, lon, now=NOW, **kwargs)  # type: ignore[arg-type]
                 assert len(got) > 100
                 assert_same(got, expected)
@@ -470,6 +492,38 @@ def test_the_cut_disk_keeps_every_cell_with_a_point_in_reach(
     assert cell_of(lat, lon, 8) in kept
     centre = cell_of(lat0, lon0, 8)
     assert kept <= set(grid_disk(centre, disk_k_for_radius(centre, reach)).tolist())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lat0=st.floats(-70.0, 70.0),
+    lon0=st.floats(-179.0, 179.0),
+    reaches=st.lists(st.floats(0.0, 6_000.0), min_size=1, max_size=4),
+    bearing=st.floats(-180.0, 180.0),
+    share=st.floats(0.0, 1.0),
+)
+def test_each_modes_cells_keep_every_cell_with_a_point_in_its_reach(
+    lat0: float, lon0: float, reaches: list[float], bearing: float, share: float
+) -> None:
+    per_mode = ranking._cells_in_reach_by_mode(8, lat0, lon0, tuple(reaches))
+    assert per_mode is not None
+    assert len(per_mode) == len(reaches)
+    centre = cell_of(lat0, lon0, 8)
+    disk = set(grid_disk(centre, disk_k_for_radius(centre, max(reaches))).tolist())
+    for reach, cells in zip(reaches, per_mode, strict=True):
+        kept = set(cells.tolist())
+        assert kept <= disk
+        lon, lat, _ = WGS84.fwd(lon0, lat0, bearing, reach * share)
+        if float(haversine_m(lat, lon, lat0, lon0)) <= reach:
+            assert cell_of(lat, lon, 8) in kept
+
+
+def test_each_modes_cells_shrink_with_its_reach_and_a_pentagon_declines() -> None:
+    walk, car = ranking._cells_in_reach_by_mode(8, *SEAT, (530.0, 2_900.0))  # type: ignore[misc]
+    assert 0 < len(walk) < len(car) / 5
+    pentagon = next(c for c in h3b.get_pentagons(8))
+    lat, lon = h3b.cell_to_latlng(pentagon)
+    assert ranking._cells_in_reach_by_mode(8, lat, lon, (900.0,)) is None
 
 
 def test_the_cut_disk_drops_the_far_cells() -> None:

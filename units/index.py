@@ -14,6 +14,18 @@ is two structures over those slots:
   ``bytes.join`` over the arrays' buffers: a few hundred dict lookups and one memcpy, whatever
   the number of volunteers in the county or the province.
 
+**Tables of buckets, split by status and by mode.** The volunteers whose status is
+``available`` sit in one table, everyone else with a fix (``off_duty``, ``busy``) in another.
+Only the first can ever make a candidate, and at any hour most of the county's 13,556
+volunteers are off duty: a search widened to 15 or 30 minutes covers the whole county, and
+ranking then gathers the few thousand on duty instead of everyone
+(:meth:`LiveIndex.available_in_cells`). The available are also bucketed a second time, one
+table per travel mode (a second bucket position column): in a crowd, ranking takes each
+mode's volunteers only from the cells of that mode's own reach (at 5 minutes a walker reaches
+530 m, a car 2.9 km), not every walker in a car's disk (:meth:`LiveIndex.available_by_mode`).
+A change of status across that line, or of mode, moves the slot between the tables by the
+same swap-remove, O(1).
+
 **O(1) update.** A fix is checked (coordinates, stale, future) and written into the columns by
 slot. If the volunteer left its cell, the slot moves between buckets by *swap-remove* (the last
 slot of the old bucket takes its place; its bucket position is patched) and an append: constant
@@ -116,6 +128,33 @@ _ELLIPSE_CACHE_MAX: Final = 1 << 16  # ~16 MB of tuples at most
 #: New ellipses (5-10 µs each) computed per update_batch call of m fixes: this + m // 8.
 _ARM_BUDGET: Final = 1024
 _NO_ELLIPSE: Final = (math.nan,) * 5
+_AVAILABLE: Final = int(Status.AVAILABLE)
+
+_Buckets = dict[int, "array[int]"]
+
+
+def _unbucket(buckets: _Buckets, cell: int, slot: int, m_bpos: _IntView) -> None:
+    """Swap-remove ``slot`` from ``cell``'s bucket (the last slot takes its place); O(1)."""
+    leaving = buckets[cell]
+    last = leaving.pop()
+    if last != slot:
+        position = m_bpos[slot]
+        leaving[position] = last
+        m_bpos[last] = position
+    elif not leaving:
+        del buckets[cell]
+
+
+def _bucket(buckets: _Buckets, cell: int, slot: int, m_bpos: _IntView) -> None:
+    """Append ``slot`` to ``cell``'s bucket (made if missing); O(1)."""
+    joining = buckets.get(cell)
+    if joining is None:
+        buckets[cell] = array(_TYPECODE, (slot,))
+        m_bpos[slot] = 0
+    else:
+        m_bpos[slot] = len(joining)
+        joining.append(slot)
+
 
 #: Every per-slot column: attribute, dtype, value of a slot without data.
 _COLUMNS: Final[tuple[tuple[str, type[np.generic], float], ...]] = (
@@ -130,7 +169,8 @@ _COLUMNS: Final[tuple[tuple[str, type[np.generic], float], ...]] = (
     ("_ea", np.float32, math.nan),
     ("_eb", np.float32, math.nan),
     ("_ec", np.float32, math.nan),
-    ("_bpos", np.intp, -1),  # position in the cell's bucket
+    ("_bpos", np.intp, -1),  # position in the cell's bucket of its status table
+    ("_mpos", np.intp, -1),  # position in the cell's bucket of its mode's table (available)
     ("_mode", np.uint8, 0),
     ("_status", np.uint8, Status.OFF_DUTY),
     ("_situation", np.uint8, Situation.PATROL),
@@ -266,6 +306,7 @@ class LiveIndex:
     _eb: npt.NDArray[np.float32]
     _ec: npt.NDArray[np.float32]
     _bpos: IntpArray
+    _mpos: IntpArray
     _mode: U8Array
     _status: U8Array
     _situation: U8Array
@@ -299,7 +340,10 @@ class LiveIndex:
         self._slot_of: dict[str, int] = {}
         self._n = 0
         self._cap = capacity
-        self._buckets: dict[int, array[int]] = {}
+        # _tables[0]: buckets of the available, _tables[1]: of everyone else (position in the
+        # bucket: _bpos); _by_mode[m]: the available of mode m (position: _mpos). Module doc.
+        self._tables: tuple[_Buckets, _Buckets] = ({}, {})
+        self._by_mode: tuple[_Buckets, ...] = tuple({} for _ in Mode)
         self._ellipses: dict[int, tuple[float, float, float, float, float]] = {}
         for name, dtype, fill in _COLUMNS:
             setattr(self, name, np.full(capacity, fill, dtype=dtype))
@@ -333,6 +377,9 @@ class LiveIndex:
         self._m_eb = cast(_FloatView, memoryview(self._eb))  # type: ignore[arg-type]
         self._m_ec = cast(_FloatView, memoryview(self._ec))  # type: ignore[arg-type]
         self._m_bpos = cast(_IntView, memoryview(self._bpos))  # type: ignore[arg-type]
+        self._m_mpos = cast(_IntView, memoryview(self._mpos))  # type: ignore[arg-type]
+        self._m_status = cast(_IntView, memoryview(self._status))  # type: ignore[arg-type]
+        self._m_mode = cast(_IntView, memoryview(self._mode))  # type: ignore[arg-type]
 
     def _grow(self, capacity: int) -> None:
         """Reallocate every column at ``capacity``, keeping the first ``len(self)`` rows."""
@@ -463,12 +510,15 @@ class LiveIndex:
         self._reserve(n)
         self._n = n
         where = np.array(slots, dtype=np.intp)
+        was_mode = self._mode[where]
+        was_status = self._status[where]
         self._mode[where] = mode_a
         self._roles[where] = roles_a
         self._teams[where] = teams_a
         self._unit[where] = unit_a
         if status_a is not None:
             self._status[where] = status_a
+        self._rebucket(where, was_mode, was_status)
         if situation_a is not None:
             self._situation[where] = situation_a
         return where
@@ -500,7 +550,50 @@ class LiveIndex:
             ValueError: ``status`` is not a :class:`~units.vocab.Status`.
         """
         self._check_slot(slot)
-        self._status[slot] = Status(status)
+        new = Status(status)
+        old = self._m_status[slot]
+        self._m_status[slot] = new
+        cell = self._m_cell[slot]
+        if cell and (old == _AVAILABLE) != (new == _AVAILABLE):
+            mode = self._m_mode[slot]
+            self._leave(slot, cell, mode, available=old == _AVAILABLE)
+            self._enter(slot, cell, mode, available=new == _AVAILABLE)
+
+    def _rebucket(self, slots: IntpArray, was_mode: U8Array, was_status: U8Array) -> None:
+        """After ``slots``' mode and status columns were written (a slot listed twice keeps
+        its last values), move those with a fix whose tables changed (module doc)."""
+        mode = self._mode[slots]
+        available = self._status[slots] == _AVAILABLE
+        was_available = was_status == _AVAILABLE
+        moved = (was_available != available) | (available & (was_mode != mode))
+        moved &= self._cell[slots] != 0
+        if not moved.any():
+            return
+        at = moved.nonzero()[0]
+        _, first = np.unique(slots[at], return_index=True)  # before-values: the first copy's
+        m_cell = self._m_cell
+        for i in at[first].tolist():
+            slot = int(slots[i])
+            cell = m_cell[slot]
+            self._leave(slot, cell, int(was_mode[i]), available=bool(was_available[i]))
+            self._enter(slot, cell, int(mode[i]), available=bool(available[i]))
+
+    def _enter(self, slot: int, cell: int, mode: int, *, available: bool) -> None:
+        """Put ``slot`` into ``cell``'s buckets: its status table's, and its mode's table's
+        when available. O(1)."""
+        if available:
+            _bucket(self._tables[0], cell, slot, self._m_bpos)
+            _bucket(self._by_mode[mode], cell, slot, self._m_mpos)
+        else:
+            _bucket(self._tables[1], cell, slot, self._m_bpos)
+
+    def _leave(self, slot: int, cell: int, mode: int, *, available: bool) -> None:
+        """Take ``slot`` out of ``cell``'s buckets (:meth:`_enter`'s). O(1)."""
+        if available:
+            _unbucket(self._tables[0], cell, slot, self._m_bpos)
+            _unbucket(self._by_mode[mode], cell, slot, self._m_mpos)
+        else:
+            _unbucket(self._tables[1], cell, slot, self._m_bpos)
 
     def set_situation(self, slot: int, situation: Situation) -> None:
         """Where the volunteer is (decides the turnout delay).
@@ -789,13 +882,9 @@ class LiveIndex:
         to_cell = h3b.latlng_to_cell
         res = self.res
         m_cell = self._m_cell
-        m_bpos = self._m_bpos
-        buckets = self._buckets
-        get_bucket = buckets.get
-        moved: list[int] = []
+        relocate = self._relocate
         stayed: list[int] = []
         stayed_in: list[int] = []
-        # _relocate inlined: this loop is the whole cost of a batch where many volunteers move.
         for slot, a, o, has_ellipse in zip(
             s[leaving].tolist(),
             lat[leaving].tolist(),
@@ -810,26 +899,7 @@ class LiveIndex:
                     stayed.append(slot)
                     stayed_in.append(cell)
                 continue
-            if old:
-                out_of = buckets[old]
-                last = out_of.pop()
-                if last != slot:
-                    position = m_bpos[slot]
-                    out_of[position] = last
-                    m_bpos[last] = position
-                elif not out_of:
-                    del buckets[old]
-            into = get_bucket(cell)
-            if into is None:
-                buckets[cell] = array(_TYPECODE, (slot,))
-                m_bpos[slot] = 0
-            else:
-                m_bpos[slot] = len(into)
-                into.append(slot)
-            m_cell[slot] = cell
-            moved.append(slot)
-        if moved:
-            self._ea[moved] = math.nan  # no ellipse until seen again in the new cell
+            relocate(slot, cell)
         if stayed:
             self._set_ellipses(stayed, stayed_in, _ARM_BUDGET + len(s) // 8)
 
@@ -864,27 +934,12 @@ class LiveIndex:
     def _relocate(self, slot: int, cell: int) -> None:
         """Move ``slot`` into ``cell``'s bucket (swap-remove from its old one, which must be
         another cell); its safe ellipse waits until it is seen there again. O(1)."""
-        m_cell = self._m_cell
-        old = m_cell[slot]
-        buckets = self._buckets
-        m_bpos = self._m_bpos
+        old = self._m_cell[slot]
+        available = self._m_status[slot] == _AVAILABLE
         if old:
-            leaving = buckets[old]
-            last = leaving.pop()
-            if last != slot:
-                position = m_bpos[slot]
-                leaving[position] = last
-                m_bpos[last] = position
-            elif not leaving:
-                del buckets[old]
-        joining = buckets.get(cell)
-        if joining is None:
-            buckets[cell] = array(_TYPECODE, (slot,))
-            m_bpos[slot] = 0
-        else:
-            m_bpos[slot] = len(joining)
-            joining.append(slot)
-        m_cell[slot] = cell
+            self._leave(slot, old, self._m_mode[slot], available=available)
+        self._enter(slot, cell, self._m_mode[slot], available=available)
+        self._m_cell[slot] = cell
         self._m_ea[slot] = math.nan  # no ellipse until the volunteer is seen here again
 
     def _ellipse_of(self, cell: int) -> tuple[float, float, float, float, float]:
@@ -906,18 +961,31 @@ class LiveIndex:
 
     # ------------------------------------------------------------------ queries
 
-    def slots_in_cells(self, cells: CellArray | Sequence[int]) -> IntpArray:
-        """Every slot whose newest fix lies in one of ``cells``, as one array.
+    def available_in_cells(self, cells: CellArray | Sequence[int]) -> IntpArray:
+        """Every slot with status ``available`` whose newest fix lies in one of ``cells``.
 
-        The hot path of ranking: one dict lookup per cell, then the non-empty buckets' buffers
-        are joined into one ``intp`` array. A cell listed twice yields its slots twice.
+        The hot path of ranking: one dict lookup per cell in the table of the available, then
+        the non-empty buckets' buffers are joined into one ``intp`` array. A cell listed twice
+        yields its slots twice.
         """
-        cell_list = cells.tolist() if isinstance(cells, np.ndarray) else [int(c) for c in cells]
-        # filter(None, ...) drops the cells without a bucket (None) and the empty buckets
-        joined = b"".join(filter(None, map(self._buckets.get, cell_list)))
-        if not joined:
-            return np.empty(0, dtype=np.intp)
-        return np.frombuffer(joined, dtype=np.intp)
+        return _joined(self._tables[0], cells)
+
+    def available_by_mode(
+        self, cells_per_mode: Sequence[CellArray | Sequence[int]]
+    ) -> tuple[IntpArray, list[int]]:
+        """The available of mode ``m`` whose newest fix lies in one of ``cells_per_mode[m]``,
+        mode after mode, as one array, and how many each mode gave (ranking's query when
+        each mode has its own reach)."""
+        parts = [_joined(t, c) for t, c in zip(self._by_mode, cells_per_mode, strict=False)]
+        counts = [len(p) for p in parts]
+        return (np.concatenate(parts) if parts else np.empty(0, dtype=np.intp)), counts
+
+    def slots_in_cells(self, cells: CellArray | Sequence[int]) -> IntpArray:
+        """Every slot whose newest fix lies in one of ``cells``, whatever its status: the
+        available first (as :meth:`available_in_cells`), then the others."""
+        available = _joined(self._tables[0], cells)
+        others = _joined(self._tables[1], cells)
+        return np.concatenate((available, others)) if len(others) else available
 
     def near(self, lat: float, lon: float, radius_m: float) -> IntpArray:
         """Slots in the ``grid_disk`` around ``(lat, lon)`` that covers ``radius_m``.
@@ -958,9 +1026,28 @@ class LiveIndex:
 
     def bucket_cells(self) -> CellArray:
         """Every cell that holds at least one volunteer (for coverage and diagnostics)."""
-        return np.fromiter(self._buckets, dtype=np.uint64, count=len(self._buckets))
+        available, others = self._tables
+        return np.fromiter(available.keys() | others.keys(), dtype=np.uint64)
 
-    def bucket(self, cell: int) -> IntpArray:
-        """The slots in one cell's bucket (a copy; empty for an empty cell)."""
-        found = self._buckets.get(int(cell))
+    def bucket(self, cell: int, *, available: bool, mode: Mode | None = None) -> IntpArray:
+        """The slots of one cell's bucket in the table of the available (of one ``mode``, or
+        of every mode) or of the others, in bucket order (a copy; empty for an empty cell).
+
+        Raises:
+            ValueError: a ``mode`` for the others (only the available have mode tables).
+        """
+        if mode is not None and not available:
+            raise ValueError("only the available are bucketed by mode")
+        table = self._tables[0 if available else 1] if mode is None else self._by_mode[mode]
+        found = table.get(int(cell))
         return np.frombuffer(found.tobytes(), dtype=np.intp) if found else np.empty(0, np.intp)
+
+
+def _joined(buckets: _Buckets, cells: CellArray | Sequence[int]) -> IntpArray:
+    """The slots of ``cells``' buckets in ``buckets``, joined into one ``intp`` array."""
+    cell_list = cells.tolist() if isinstance(cells, np.ndarray) else [int(c) for c in cells]
+    # filter(None, ...) drops the cells without a bucket (None) and the empty buckets
+    joined = b"".join(filter(None, map(buckets.get, cell_list)))
+    if not joined:
+        return np.empty(0, dtype=np.intp)
+    return np.frombuffer(joined, dtype=np.intp)

@@ -2,15 +2,21 @@
 
 Theory of operation
 -------------------
-1. The candidates are the volunteers in the cells of the ``grid_disk`` around the incident's
-   cell that is wide enough for the fastest mode to arrive within ``max_eta_s``
+1. The candidates are the available volunteers (the index keeps them in buckets of their
+   own: :meth:`LiveIndex.available_in_cells`) in the cells of the ``grid_disk`` around the
+   incident's cell that is wide enough for the fastest mode to arrive within ``max_eta_s``
    (``model.max_reach_m``), as :meth:`LiveIndex.near` visits them, less the cells whose
    centre lies farther than that reach plus a cell's radius (the disk is a hexagon around
    the circle; the cut drops ~40% of its cells, from the second query in a cell on). A
-   superset, never a miss.
-2. Eligibility is one vectorised mask: status ``available`` (not ``off_duty``, not ``busy``),
-   a fix no older than the freshness limit, and no open offer or active assignment (the
-   caller's ``held`` mask).
+   superset, never a miss. In a crowd (:data:`_PER_MODE_MIN` candidates at
+   :data:`_PER_MODE_DENSITY` per cell or more) and with a model that knows each mode's reach,
+   each mode's volunteers are taken again from the cells of that mode's own reach only
+   (:meth:`LiveIndex.available_by_mode`): in a town at 5 minutes, the walkers of a car's disk
+   are four in five of its people and nearly all out of a walker's reach.
+2. Eligibility is one vectorised mask: status ``available`` (not ``off_duty``, not ``busy``;
+   already so for step 1's candidates, tested for those of :func:`rank_slots`), a fix no
+   older than the freshness limit, and no open offer or active assignment (the caller's
+   ``held`` mask).
 3. With many candidates (or a model that knows each mode's reach, :class:`ReachByMode`), a
    cheap planar bound (:func:`_reach_bound`, proved conservative) drops whoever is surely
    farther than the reach before the model pays a haversine for them; step 2 is then split
@@ -97,6 +103,15 @@ _PREFILTER_MIN: Final = 2048
 #: From this many candidates in a whole disk, cutting it pays for computing its centres at
 #: once (~250 µs against ~25 ns for each of the ~40% it drops).
 _CUT_NOW_MIN: Final = 16_384
+#: A crowd, where each mode's own cells pay (:func:`_candidates_by_mode`: a disk with its
+#: centres, four cuts and four gathers): this many candidates in the disk, at this many per
+#: cell. Below, or spread thin (a widened search over a county), one gather is cheaper.
+_PER_MODE_MIN: Final = 4096
+_PER_MODE_DENSITY: Final = 16
+#: Cell radii are rounded up to this (metres) in the per-mode cut, so that the cached bounds
+#: serve every disk of a region instead of one entry each.
+_RADIUS_STEP_M: Final = 25.0
+_MODE_CODES: Final = np.arange(len(Mode), dtype=np.uint8)
 
 IntArray = npt.NDArray[np.intp]
 
@@ -248,14 +263,26 @@ def rank(
     lat, lon = check_latlon(lat, lon)
     reach = model.max_reach_m(max_eta_s)
     cells, cut = _cells_in_reach(index.res, lat, lon, reach)
-    slots = index.slots_in_cells(cells)
+    slots = index.available_in_cells(cells)
     if not cut and len(slots) >= _CUT_NOW_MIN:  # a crowd: worth cutting the disk right away
         cells, cut = _cells_in_reach(index.res, lat, lon, reach, now=True)
-        slots = index.slots_in_cells(cells)
+        slots = index.available_in_cells(cells)
+    mode_reach = _mode_reach(model, max_eta_s)
+    modes = None
+    if (
+        mode_reach is not None
+        and len(slots) >= _PER_MODE_MIN
+        and len(slots) >= _PER_MODE_DENSITY * len(cells)
+    ):
+        found = _candidates_by_mode(index, lat, lon, mode_reach)
+        if found is not None:
+            slots, modes = found
     return _rank(
         index,
         model,
         slots,
+        modes,
+        mode_reach,
         lat,
         lon,
         now=now,
@@ -264,6 +291,7 @@ def rank(
         needs_teams=needs_teams,
         held=held,
         nearest_unit=nearest_unit,
+        available=True,
     )
 
 
@@ -299,6 +327,8 @@ def rank_slots(
         index,
         model,
         slots,
+        None,
+        _mode_reach(model, max_eta_s),
         lat,
         lon,
         now=now,
@@ -307,13 +337,37 @@ def rank_slots(
         needs_teams=needs_teams,
         held=held,
         nearest_unit=nearest_unit,
+        available=False,
     )
+
+
+def _mode_reach(model: TravelModel, max_eta_s: float) -> tuple[float, ...] | None:
+    """Each mode's reach (no longer than the model's), for a model that knows them."""
+    by_mode: Callable[[float], FloatArray] | None = getattr(model, "max_reach_by_mode_m", None)
+    if by_mode is None:
+        return None
+    reach = model.max_reach_m(max_eta_s)
+    return tuple(min(float(r), reach) for r in by_mode(max_eta_s).tolist())
+
+
+def _candidates_by_mode(
+    index: LiveIndex, lat: float, lon: float, mode_reach: tuple[float, ...]
+) -> tuple[IntArray, ModeArray] | None:
+    """Step 1 for a crowd: each mode's available from the cells of that mode's reach, and
+    the mode of each; ``None`` where no cut can be proved (a pentagon in the disk)."""
+    per_mode = _cells_in_reach_by_mode(index.res, lat, lon, mode_reach)
+    if per_mode is None:
+        return None
+    slots, counts = index.available_by_mode(per_mode)
+    return slots, np.repeat(_MODE_CODES[: len(counts)], counts)
 
 
 def _rank(
     index: LiveIndex,
     model: TravelModel,
     slots: IntArray,
+    modes: ModeArray | None,
+    mode_reach: tuple[float, ...] | None,
     lat: float,
     lon: float,
     *,
@@ -323,22 +377,27 @@ def _rank(
     needs_teams: int,
     held: npt.NDArray[np.bool_] | None,
     nearest_unit: int,
+    available: bool,
 ) -> Ranking:
-    """Steps 2-7 for valid, distinct ``slots`` around a validated point."""
+    """Steps 2-7 for valid, distinct ``slots`` around a validated point; ``modes``: their
+    modes when known; ``mode_reach``: the model's reach per mode when it knows it;
+    ``available``: they are all known to have that status (the index's table of the
+    available)."""
     if not len(slots):
         return _empty()
-    by_mode: Callable[[float], FloatArray] | None = getattr(model, "max_reach_by_mode_m", None)
     bound = None
-    if by_mode is not None or len(slots) >= _PREFILTER_MIN:
-        mode_reach = None if by_mode is None else tuple(by_mode(max_eta_s).tolist())
+    if mode_reach is not None or len(slots) >= _PREFILTER_MIN:
         bound = _reach_bound(lat, lon, model.max_reach_m(max_eta_s), mode_reach)
-    modes = None
     if bound is None:
-        slots = slots[_eligible(index, slots, now, held)]  # step 2
+        keep = _eligible(index, slots, now, held, available=available)  # step 2
+        slots = slots[keep]
+        modes = None if modes is None else modes[keep]
         v_lat = index.lat[slots]
         v_lon = index.lon[slots]
     else:
-        slots, v_lat, v_lon, modes = _eligible_in_reach(index, slots, lat, lon, bound, now, held)
+        slots, v_lat, v_lon, modes = _eligible_in_reach(
+            index, slots, modes, lat, lon, bound, now, held, available=available
+        )
     if not len(slots):
         return _empty()
     # Step 4.
@@ -387,15 +446,23 @@ def _eligible(
     held: npt.NDArray[np.bool_] | None,
     *,
     fresh: bool = True,
+    available: bool = False,
 ) -> IntArray:
     """Step 2: positions in ``slots`` of the eligible, in one fused pass:
     :meth:`LiveIndex.fresh_available`'s rule without its range check (the slots come from
-    the index), and the ``held`` mask; without the freshness test when ``fresh`` is false."""
-    eligible = index.status[slots] == _AVAILABLE
+    the index), and the ``held`` mask; without the freshness test when ``fresh`` is false,
+    without the status test when the slots are known to be ``available``."""
+    eligible: npt.NDArray[np.bool_] | None = None
+    if not available:
+        eligible = index.status[slots] == _AVAILABLE
     if fresh:
-        eligible &= now - index.fix_ts[slots] <= index.freshness_s  # NaN (no fix): False
+        recent = now - index.fix_ts[slots] <= index.freshness_s  # NaN (no fix): False
+        eligible = recent if eligible is None else eligible & recent
     if held is not None:
-        eligible &= ~held[slots]
+        free = ~held[slots]
+        eligible = free if eligible is None else eligible & free
+    if eligible is None:
+        return np.arange(len(slots))
     keep: IntArray = eligible.nonzero()[0]
     return keep
 
@@ -403,17 +470,23 @@ def _eligible(
 def _eligible_in_reach(
     index: LiveIndex,
     slots: IntArray,
+    modes: ModeArray | None,
     lat: float,
     lon: float,
     bound: _Bound,
     now: float,
     held: npt.NDArray[np.bool_] | None,
+    *,
+    available: bool,
 ) -> tuple[IntArray, FloatArray, FloatArray, ModeArray | None]:
     """Steps 2 and 3 for many candidates, cheapest columns first: status and held (one byte
     each, and they drop everyone off duty or busy), then the reach bound on the positions of
     the rest, then the fix times of the survivors."""
-    slots = slots[_eligible(index, slots, now, held, fresh=False)]
-    slots, v_lat, v_lon, modes = _in_reach(index, slots, lat, lon, bound)
+    if held is not None or not available:
+        keep = _eligible(index, slots, now, held, fresh=False, available=available)
+        slots = slots[keep]
+        modes = None if modes is None else modes[keep]
+    slots, v_lat, v_lon, modes = _in_reach(index, slots, modes, lat, lon, bound)
     fresh = (now - index.fix_ts[slots] <= index.freshness_s).nonzero()[0]
     if len(fresh) < len(slots):
         slots, v_lat, v_lon = slots[fresh], v_lat[fresh], v_lon[fresh]
@@ -423,26 +496,28 @@ def _eligible_in_reach(
 
 
 def _in_reach(
-    index: LiveIndex, slots: IntArray, lat: float, lon: float, bound: _Bound
+    index: LiveIndex,
+    slots: IntArray,
+    modes: ModeArray | None,
+    lat: float,
+    lon: float,
+    bound: _Bound,
 ) -> tuple[IntArray, FloatArray, FloatArray, ModeArray | None]:
     """Step 3: ``slots`` less those the planar ``bound`` puts surely out of reach, with the
-    positions (and the modes, for a bound per mode) it gathered on the way.
+    positions it gathered on the way, and the modes (``modes`` if known, gathered for a
+    bound per mode).
 
     Worth it for many candidates, or when the model knows each mode's reach; for a few
     hundred it costs more (ten numpy calls) than the travel times it saves.
     """
     v_lat = index.lat[slots]
     v_lon = index.lon[slots]
-    dy = v_lat - lat
-    dx = v_lon - lon
-    dy *= dy
-    dx *= dx
-    dx *= bound.k
-    dy += dx
+    dy = _planar(v_lat, v_lon, lat, lon, bound.k)
     if bound.by_mode is None:
         keep = (dy <= bound.limit).nonzero()[0]  # NaN (no fix) compares False
-        return slots[keep], v_lat[keep], v_lon[keep], None
-    modes = index.mode[slots]
+        return slots[keep], v_lat[keep], v_lon[keep], None if modes is None else modes[keep]
+    if modes is None:
+        modes = index.mode[slots]
     keep = (dy <= bound.by_mode[modes]).nonzero()[0]
     return slots[keep], v_lat[keep], v_lon[keep], modes[keep]
 
@@ -464,13 +539,40 @@ def _cells_in_reach(
     bound = _reach_bound(lat, lon, reach_m + disk.cell_radius_m)
     if bound is None:
         return disk.cells, True
-    dy = disk.lat - lat
-    dx = disk.lon - lon
+    dy = _planar(disk.lat, disk.lon, lat, lon, bound.k)
+    return disk.cells[dy <= bound.limit], True
+
+
+def _cells_in_reach_by_mode(
+    res: int, lat: float, lon: float, reaches_m: tuple[float, ...]
+) -> list[Cells] | None:
+    """For each reach (a mode's), the cells that may hold someone within it: the cells of
+    the ``grid_disk`` for the longest reach whose centre lies within that reach plus the
+    cells' radius (:func:`_cells_in_reach` for several reaches at once); ``None`` where no
+    cut can be proved (a pentagon in the disk, a reach beyond the planar bound's)."""
+    centre = cell_of(lat, lon, res)
+    longest = max(reaches_m)
+    disk = disk_with_centres(centre, disk_k_for_radius(centre, longest))
+    if not math.isfinite(disk.cell_radius_m):
+        return None
+    radius = math.ceil(disk.cell_radius_m / _RADIUS_STEP_M) * _RADIUS_STEP_M
+    bound = _reach_bound(lat, lon, longest + radius, tuple(r + radius for r in reaches_m))
+    if bound is None or bound.by_mode is None:
+        return None
+    dy = _planar(disk.lat, disk.lon, lat, lon, bound.k)
+    return [disk.cells[dy <= limit] for limit in bound.by_mode.tolist()]
+
+
+def _planar(lat_a: FloatArray, lon_a: FloatArray, lat: float, lon: float, k: float) -> FloatArray:
+    """``Δlat² + k·Δlon²`` (degrees²) of each point from ``(lat, lon)``: the planar form
+    that :func:`_reach_bound`'s limits apply to (NaN where a point has no fix)."""
+    dy = lat_a - lat
+    dx = lon_a - lon
     dy *= dy
     dx *= dx
-    dx *= bound.k
+    dx *= k
     dy += dx
-    return disk.cells[dy <= bound.limit], True
+    return dy
 
 
 class _Bound(NamedTuple):
