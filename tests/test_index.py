@@ -43,24 +43,25 @@ def assert_consistent(index: LiveIndex) -> None:
     np.testing.assert_array_equal(np.sort(index.bucket_cells()), cells)
     np.testing.assert_array_equal(np.sort(index.slots_in_cells(cells)), have_fix)
     available = index.status == Status.AVAILABLE
-    np.testing.assert_array_equal(
-        np.sort(index.available_in_cells(cells)), np.flatnonzero((expected != 0) & available)
+    on_duty = np.flatnonzero((expected != 0) & available)
+    np.testing.assert_array_equal(np.sort(index.available_in_cells(cells)), on_duty)
+    np.testing.assert_array_equal(np.sort(index.available_everywhere()), on_duty)
+    assert index.available_buckets == len(
+        np.unique(np.column_stack((expected[on_duty], index.mode[on_duty])), axis=0)
     )
     for cell in cells.tolist():
-        for in_table in (True, False):
-            members = index.bucket(cell, available=in_table)
-            np.testing.assert_array_equal(
-                np.sort(members), np.flatnonzero((expected == cell) & (available == in_table))
-            )
+        for mode in (*Mode, None):
+            members = index.bucket(cell, available=mode is not None, mode=mode)
+            wanted = (expected == cell) & (available if mode is not None else ~available)
+            if mode is not None:
+                wanted &= index.mode == mode
+            np.testing.assert_array_equal(np.sort(members), np.flatnonzero(wanted))
             # the swap-remove bookkeeping: every slot knows its place in its bucket
             np.testing.assert_array_equal(index._bpos[members], np.arange(len(members)))
-        for mode in Mode:
-            members = index.bucket(cell, available=True, mode=mode)
-            np.testing.assert_array_equal(
-                np.sort(members),
-                np.flatnonzero((expected == cell) & available & (index.mode == mode)),
-            )
-            np.testing.assert_array_equal(index._mpos[members], np.arange(len(members)))
+        np.testing.assert_array_equal(
+            np.sort(index.bucket(cell, available=True)),
+            np.flatnonzero((expected == cell) & available),
+        )
     by_mode, counts = index.available_by_mode([cells] * len(Mode))
     assert counts == [int(((expected != 0) & available & (index.mode == m)).sum()) for m in Mode]
     np.testing.assert_array_equal(

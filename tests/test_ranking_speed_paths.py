@@ -196,26 +196,18 @@ def assert_same(got: Ranking, expected: Ranking) -> None:
 
 
 #: The thresholds that choose ranking's paths by the number of candidates.
-THRESHOLDS = ("_PREFILTER_MIN", "_CUT_NOW_MIN", "_PER_MODE_MIN", "_PER_MODE_DENSITY")
+THRESHOLDS = ("_PREFILTER_MIN", "_CUT_NOW_MIN")
 
 
 @contextmanager
-def prefilter_from(
-    threshold: int | None, cut_now: int | None = None, per_mode: int | None = None
-) -> Iterator[None]:
+def prefilter_from(threshold: int | None, cut_now: int | None = None) -> Iterator[None]:
     """Within: the planar pre-filter applies from ``threshold`` candidates, a first visit's
-    disk is cut at once from ``cut_now``, and each mode takes its own cells from ``per_mode``
-    candidates at ``per_mode`` per cell (``None``: as tuned; 0: always, so that the small
+    disk is cut at once from ``cut_now`` (``None``: as tuned; 0: always, so that the small
     populations of the tests take those paths too)."""
     saved = {name: getattr(ranking, name) for name in THRESHOLDS}
-    for names, value in (
-        (THRESHOLDS[:1], threshold),
-        (THRESHOLDS[1:2], cut_now),
-        (THRESHOLDS[2:], per_mode),
-    ):
-        for name in names:
-            if value is not None:
-                setattr(ranking, name, value)
+    for name, value in zip(THRESHOLDS, (threshold, cut_now), strict=True):
+        if value is not None:
+            setattr(ranking, name, value)
     try:
         yield
     finally:
@@ -229,11 +221,7 @@ crowds = st.lists(st.tuples(people, st.integers(1, 3)), min_size=0, max_size=25)
 )
 
 
-@pytest.mark.parametrize(
-    ("threshold", "per_mode"),
-    [(None, None), (0, None), (None, 0)],
-    ids=["as-tuned", "prefilter-always", "per-mode-always"],
-)
+@pytest.mark.parametrize("threshold", [None, 0], ids=["as-tuned", "prefilter-always"])
 @pytest.mark.parametrize("model_name", list(MODELS))
 @settings(max_examples=150, deadline=None)
 @given(
@@ -246,7 +234,6 @@ crowds = st.lists(st.tuples(people, st.integers(1, 3)), min_size=0, max_size=25)
 )
 def test_rank_equals_the_reference(
     threshold: int | None,
-    per_mode: int | None,
     model_name: str,
     population: list[Person],
     needs_roles: int,
@@ -264,7 +251,7 @@ def test_rank_equals_the_reference(
         "held": held,
         "nearest_unit": nearest_unit,
     }
-    with prefilter_from(threshold, per_mode=per_mode):
+    with prefilter_from(threshold):
         got = rank(index, MODELS[model_name], *SEAT, now=NOW, **kwargs)  # type: ignore[arg-type]
     assert_same(got, reference(index, *SEAT, **kwargs))  # type: ignore[arg-type]
 
@@ -300,18 +287,14 @@ def crowd_index(seed: int, n: int, radius_m: float) -> LiveIndex:
     return index
 
 
-@pytest.mark.parametrize(
-    ("cut_now", "per_mode"),
-    [(None, None), (0, None), (None, 1 << 30)],
-    ids=["as-tuned", "cut-at-once", "one-gather"],
-)
+@pytest.mark.parametrize("cut_now", [None, 0], ids=["as-tuned", "cut-at-once"])
 @pytest.mark.parametrize("model_name", list(MODELS))
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_rank_equals_the_reference_in_a_crowd(
-    model_name: str, seed: int, cut_now: int | None, per_mode: int | None
+    model_name: str, seed: int, cut_now: int | None
 ) -> None:
-    """Thousands of candidates: the pre-filter, the cut disk and (for a model that knows each
-    mode's reach) each mode's own cells are on by themselves; and the same with one gather."""
+    """Thousands of candidates: the pre-filter and the cut disk are on by themselves, and (for
+    a model that knows each mode's reach) each mode's own cells."""
     index = crowd_index(seed, 6_000, 2_500.0)
     rng = np.random.default_rng(seed + 100)
     held = rng.uniform(0.0, 1.0, len(index)) < 0.05
@@ -327,7 +310,7 @@ def test_rank_equals_the_reference_in_a_crowd(
             }
             expected = reference(index, lat, lon, **kwargs)  # type: ignore[arg-type]
             for _ in range(2):  # the whole disk the first time, the cut disk the second
-                with prefilter_from(None, cut_now, per_mode):
+                with prefilter_from(None, cut_now):
                     got = rank(index, MODELS[model_name], lat, lon, now=NOW, **kwargs)  # type: ignore[arg-type]
                 assert len(got) > 100
                 assert_same(got, expected)
@@ -470,6 +453,14 @@ def test_the_bound_declines_where_it_is_not_proved() -> None:
     assert ranking._reach_bound(37.0, 116.0, 3_000.0) is not None
 
 
+def cells_in_reach(
+    lat: float, lon: float, reach: float, *, now: bool = False
+) -> tuple[npt.NDArray[np.uint64], bool]:
+    """The cells ranking visits for one reach at H3 res 8, and whether it cut the disk."""
+    (cells,), cut = ranking._cells_in_reach(8, lat, lon, (reach,), now=now)
+    return cells, cut
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     lat0=st.floats(-70.0, 70.0),
@@ -484,8 +475,8 @@ def test_the_cut_disk_keeps_every_cell_with_a_point_in_reach(
     lon, lat, _ = WGS84.fwd(lon0, lat0, bearing, reach * share)
     if float(haversine_m(lat, lon, lat0, lon0)) > reach:
         return
-    first = set(ranking._cells_in_reach(8, lat0, lon0, reach)[0].tolist())
-    cells, cut = ranking._cells_in_reach(8, lat0, lon0, reach)  # cut from now on
+    first = set(cells_in_reach(lat0, lon0, reach)[0].tolist())
+    cells, cut = cells_in_reach(lat0, lon0, reach)  # cut from now on
     kept = set(cells.tolist())
     assert cut
     assert kept <= first
@@ -505,8 +496,8 @@ def test_the_cut_disk_keeps_every_cell_with_a_point_in_reach(
 def test_each_modes_cells_keep_every_cell_with_a_point_in_its_reach(
     lat0: float, lon0: float, reaches: list[float], bearing: float, share: float
 ) -> None:
-    per_mode = ranking._cells_in_reach_by_mode(8, lat0, lon0, tuple(reaches))
-    assert per_mode is not None
+    per_mode, cut = ranking._cells_in_reach(8, lat0, lon0, tuple(reaches), now=True)
+    assert cut
     assert len(per_mode) == len(reaches)
     centre = cell_of(lat0, lon0, 8)
     disk = set(grid_disk(centre, disk_k_for_radius(centre, max(reaches))).tolist())
@@ -518,12 +509,15 @@ def test_each_modes_cells_keep_every_cell_with_a_point_in_its_reach(
             assert cell_of(lat, lon, 8) in kept
 
 
-def test_each_modes_cells_shrink_with_its_reach_and_a_pentagon_declines() -> None:
-    walk, car = ranking._cells_in_reach_by_mode(8, *SEAT, (530.0, 2_900.0))  # type: ignore[misc]
+def test_each_modes_cells_shrink_with_its_reach() -> None:
+    (walk, car), cut = ranking._cells_in_reach(8, *SEAT, (530.0, 2_900.0), now=True)
+    assert cut
     assert 0 < len(walk) < len(car) / 5
-    pentagon = next(c for c in h3b.get_pentagons(8))
-    lat, lon = h3b.cell_to_latlng(pentagon)
-    assert ranking._cells_in_reach_by_mode(8, lat, lon, (900.0,)) is None
+    (first_walk, first_car), cut = ranking._cells_in_reach(8, 38.9, 115.4, (530.0, 2_900.0))
+    assert not cut  # a first visit: each reach's whole disk
+    for cells, reach in ((first_walk, 530.0), (first_car, 2_900.0)):
+        centre = cell_of(38.9, 115.4)
+        np.testing.assert_array_equal(cells, grid_disk(centre, disk_k_for_radius(centre, reach)))
 
 
 def test_the_cut_disk_drops_the_far_cells() -> None:
@@ -531,16 +525,16 @@ def test_the_cut_disk_drops_the_far_cells() -> None:
     centre = cell_of(*SEAT)
     disk = grid_disk(centre, disk_k_for_radius(centre, reach))
     lon, lat, _ = GEOD.fwd(SEAT[1], SEAT[0], 30.0, 3_333.0)  # a cell not asked about yet
-    first, cut = ranking._cells_in_reach(8, lat, lon, reach)
+    first, cut = cells_in_reach(lat, lon, reach)
     assert not cut
     here = cell_of(lat, lon)
     np.testing.assert_array_equal(first, grid_disk(here, disk_k_for_radius(here, reach)))
-    kept, cut = ranking._cells_in_reach(8, lat, lon, reach)
+    kept, cut = cells_in_reach(lat, lon, reach)
     assert cut
     assert 0.4 * len(first) < len(kept) < 0.8 * len(first)
-    assert 0.4 * len(disk) < len(ranking._cells_in_reach(8, *SEAT, reach)[0]) <= len(disk)
+    assert 0.4 * len(disk) < len(cells_in_reach(*SEAT, reach)[0]) <= len(disk)
     lon, lat, _ = GEOD.fwd(SEAT[1], SEAT[0], 200.0, 4_444.0)  # another new cell, cut at once
-    now, cut = ranking._cells_in_reach(8, lat, lon, reach, now=True)
+    now, cut = cells_in_reach(lat, lon, reach, now=True)
     assert cut
     assert len(now) < 0.8 * len(disk)
 
@@ -580,8 +574,11 @@ def test_a_disk_with_a_pentagon_is_never_cut() -> None:
     disk = disk_with_centres(pentagon, disk_k_for_radius(pentagon, 1_000.0))
     assert disk.cell_radius_m == math.inf
     lat, lon = h3b.cell_to_latlng(pentagon)
-    kept, _ = ranking._cells_in_reach(8, lat, lon, 1_000.0, now=True)
+    kept, _ = cells_in_reach(lat, lon, 1_000.0, now=True)
     np.testing.assert_array_equal(np.sort(kept), np.sort(disk.cells))
+    (walk, car), _ = ranking._cells_in_reach(8, lat, lon, (500.0, 1_000.0), now=True)
+    np.testing.assert_array_equal(walk, grid_disk(pentagon, disk_k_for_radius(pentagon, 500.0)))
+    np.testing.assert_array_equal(car, grid_disk(pentagon, disk_k_for_radius(pentagon, 1_000.0)))
 
 
 def test_grid_disk_is_cached_but_each_caller_gets_its_own_copy() -> None:
@@ -614,3 +611,24 @@ def test_slots_in_cells_skips_unknown_and_emptied_cells() -> None:
     lon, lat, _ = GEOD.fwd(SEAT[1], SEAT[0], 0.0, 5_000.0)
     index.update(slot, float(lat), float(lon), NOW + 1, NOW + 1)  # its old bucket empties
     assert index.slots_in_cells([here]).size == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    eta=st.lists(
+        st.one_of(
+            st.floats(0.0, 4_000.0), st.sampled_from([*ranking.RING_LIMITS_S.tolist(), math.inf])
+        ),
+        min_size=1,
+        max_size=50,
+    )
+)
+def test_ring_positions_equal_a_binary_search(eta: list[float]) -> None:
+    """Few ETAs or many (by comparisons), the rings are searchsorted's, at the limits too."""
+    few = np.array(eta, dtype=np.float64)
+    many = np.resize(few, ranking._COMPARE_RINGS_MIN + len(few))
+    for values in (few, many):
+        expected = np.searchsorted(ranking.RING_LIMITS_S, values, side="left")
+        got = ranking._ring_positions(values)
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == expected.dtype

@@ -8,11 +8,10 @@ Theory of operation
    (``model.max_reach_m``), as :meth:`LiveIndex.near` visits them, less the cells whose
    centre lies farther than that reach plus a cell's radius (the disk is a hexagon around
    the circle; the cut drops ~40% of its cells, from the second query in a cell on). A
-   superset, never a miss. In a crowd (:data:`_PER_MODE_MIN` candidates at
-   :data:`_PER_MODE_DENSITY` per cell or more) and with a model that knows each mode's reach,
-   each mode's volunteers are taken again from the cells of that mode's own reach only
+   superset, never a miss. With a model that knows each mode's reach (:class:`ReachByMode`),
+   each mode's volunteers come from the cells of that mode's own reach only
    (:meth:`LiveIndex.available_by_mode`): in a town at 5 minutes, the walkers of a car's disk
-   are four in five of its people and nearly all out of a walker's reach.
+   are most of its people and nearly all out of a walker's reach.
 2. Eligibility is one vectorised mask: status ``available`` (not ``off_duty``, not ``busy``;
    already so for step 1's candidates, tested for those of :func:`rank_slots`), a fix no
    older than the freshness limit, and no open offer or active assignment (the caller's
@@ -61,6 +60,7 @@ from geo.cells import (
 from geo.coords import check_latlon
 from geo.modes import Mode
 from geo.travel import FloatArray, ModeArray, SituationArray, TravelModel, haversine_m
+from units.index import ATTR_ROLES, ATTR_SITUATION, ATTR_TEAMS, FIX_LAT, FIX_LON, FIX_TS
 from units.vocab import Role, Status, Team, names_of
 
 if TYPE_CHECKING:
@@ -85,6 +85,9 @@ RING_LIMITS_S: Final = np.asarray(RINGS_S, dtype=np.float64)
 #: ``ring`` column value for "beyond 5 minutes" (a widened search); sorts after every ring.
 NO_RING: Final = 255
 _RING_CODES: Final = np.array([*RINGS, NO_RING], dtype=np.uint8)
+_RING_LIMITS: Final = tuple(float(limit) for limit in RINGS_S)
+#: From this many ETAs, rings by comparisons (:func:`_ring_positions`).
+_COMPARE_RINGS_MIN: Final = 1024
 
 #: Metres; below every radius the engine measures distances with: the WGS84 ellipsoid's
 #: smallest radius of curvature a(1 - e²) = 6,335,439 m, the Gaussian radius of
@@ -103,13 +106,7 @@ _PREFILTER_MIN: Final = 2048
 #: From this many candidates in a whole disk, cutting it pays for computing its centres at
 #: once (~250 µs against ~25 ns for each of the ~40% it drops).
 _CUT_NOW_MIN: Final = 16_384
-#: A crowd, where each mode's own cells pay (:func:`_candidates_by_mode`: a disk with its
-#: centres, four cuts and four gathers): this many candidates in the disk, at this many per
-#: cell. Below, or spread thin (a widened search over a county), one gather is cheaper.
-_PER_MODE_MIN: Final = 4096
-_PER_MODE_DENSITY: Final = 16
-#: Cell radii are rounded up to this (metres) in the per-mode cut, so that the cached bounds
-#: serve every disk of a region instead of one entry each.
+#: Cell radii are rounded up to this (metres) in the cut of a disk (:func:`_cells_in_reach`).
 _RADIUS_STEP_M: Final = 25.0
 _MODE_CODES: Final = np.arange(len(Mode), dtype=np.uint8)
 
@@ -261,22 +258,10 @@ def rank(
         CoordinateError: the incident's coordinates are invalid.
     """
     lat, lon = check_latlon(lat, lon)
-    reach = model.max_reach_m(max_eta_s)
-    cells, cut = _cells_in_reach(index.res, lat, lon, reach)
-    slots = index.available_in_cells(cells)
-    if not cut and len(slots) >= _CUT_NOW_MIN:  # a crowd: worth cutting the disk right away
-        cells, cut = _cells_in_reach(index.res, lat, lon, reach, now=True)
-        slots = index.available_in_cells(cells)
     mode_reach = _mode_reach(model, max_eta_s)
-    modes = None
-    if (
-        mode_reach is not None
-        and len(slots) >= _PER_MODE_MIN
-        and len(slots) >= _PER_MODE_DENSITY * len(cells)
-    ):
-        found = _candidates_by_mode(index, lat, lon, mode_reach)
-        if found is not None:
-            slots, modes = found
+    slots, modes = _candidates(
+        index, lat, lon, (model.max_reach_m(max_eta_s),) if mode_reach is None else mode_reach
+    )
     return _rank(
         index,
         model,
@@ -341,6 +326,38 @@ def rank_slots(
     )
 
 
+def _candidates(
+    index: LiveIndex, lat: float, lon: float, reaches_m: tuple[float, ...]
+) -> tuple[IntArray, ModeArray | None]:
+    """Step 1: the available in the cells that may hold someone within reach; with one reach
+    per mode, each mode's from the cells of its own reach, and the mode of each.
+
+    When the disk would take more lookups (one per cell and mode) than there are buckets of
+    the available (a search widened to 15 or 30 minutes over a county), every available
+    volunteer is taken instead: a superset too, and a few hundred buckets joined instead of
+    thousands of cells looked up and cut.
+    """
+    centre = cell_of(lat, lon, index.res)
+    k = disk_k_for_radius(centre, max(reaches_m))
+    if len(Mode) * (3 * k * (k + 1) + 1) > index.available_buckets:  # 3k(k+1)+1 cells
+        return index.available_everywhere(), None
+    cells, cut = _cells_in_reach(index.res, lat, lon, reaches_m)
+    slots, modes = _gather(index, cells)
+    if not cut and len(slots) >= _CUT_NOW_MIN:  # a crowd: worth cutting the disk right away
+        cells, _ = _cells_in_reach(index.res, lat, lon, reaches_m, now=True)
+        slots, modes = _gather(index, cells)
+    return slots, modes
+
+
+def _gather(index: LiveIndex, cells: list[Cells]) -> tuple[IntArray, ModeArray | None]:
+    """The available in ``cells[0]``, or with a list per mode, each mode's in its cells and
+    the mode of each."""
+    if len(cells) == 1:
+        return index.available_in_cells(cells[0]), None
+    slots, counts = index.available_by_mode(cells)
+    return slots, np.repeat(_MODE_CODES[: len(counts)], counts)
+
+
 def _mode_reach(model: TravelModel, max_eta_s: float) -> tuple[float, ...] | None:
     """Each mode's reach (no longer than the model's), for a model that knows them."""
     by_mode: Callable[[float], FloatArray] | None = getattr(model, "max_reach_by_mode_m", None)
@@ -348,18 +365,6 @@ def _mode_reach(model: TravelModel, max_eta_s: float) -> tuple[float, ...] | Non
         return None
     reach = model.max_reach_m(max_eta_s)
     return tuple(min(float(r), reach) for r in by_mode(max_eta_s).tolist())
-
-
-def _candidates_by_mode(
-    index: LiveIndex, lat: float, lon: float, mode_reach: tuple[float, ...]
-) -> tuple[IntArray, ModeArray] | None:
-    """Step 1 for a crowd: each mode's available from the cells of that mode's reach, and
-    the mode of each; ``None`` where no cut can be proved (a pentagon in the disk)."""
-    per_mode = _cells_in_reach_by_mode(index.res, lat, lon, mode_reach)
-    if per_mode is None:
-        return None
-    slots, counts = index.available_by_mode(per_mode)
-    return slots, np.repeat(_MODE_CODES[: len(counts)], counts)
 
 
 def _rank(
@@ -401,7 +406,8 @@ def _rank(
     if not len(slots):
         return _empty()
     # Step 4.
-    situations = index.situation[slots]
+    words = index.attribute_words.take(slots)  # each one's attributes in one gather
+    situations = _field(words, ATTR_SITUATION)
     codes = index.mode[slots] if modes is None else modes
     distance: FloatArray | None = None
     if hasattr(model, "seconds_and_distances_to"):
@@ -417,12 +423,14 @@ def _rank(
         if not len(keep):
             return _empty()
         slots, v_lat, v_lon, eta = slots[keep], v_lat[keep], v_lon[keep], eta[keep]
+        words = words[keep]
         if distance is not None:
             distance = distance[keep]
     # Steps 5-7.
-    position = np.searchsorted(RING_LIMITS_S, eta, side="left")
+    position = _ring_positions(eta)
     if needs_roles or needs_teams:
-        skilled = ((index.roles[slots] & needs_roles) | (index.teams[slots] & needs_teams)) != 0
+        roles, teams = _field(words, ATTR_ROLES), _field(words, ATTR_TEAMS)
+        skilled = ((roles & needs_roles) | (teams & needs_teams)) != 0
     else:
         skilled = np.zeros(len(slots), dtype=np.bool_)
     order = _order(position, skilled, eta, slots, index, nearest_unit)
@@ -479,20 +487,44 @@ def _eligible_in_reach(
     *,
     available: bool,
 ) -> tuple[IntArray, FloatArray, FloatArray, ModeArray | None]:
-    """Steps 2 and 3 for many candidates, cheapest columns first: status and held (one byte
-    each, and they drop everyone off duty or busy), then the reach bound on the positions of
-    the rest, then the fix times of the survivors."""
-    if held is not None or not available:
-        keep = _eligible(index, slots, now, held, fresh=False, available=available)
+    """Steps 2 and 3 for many candidates, in the order that reads the least memory.
+
+    Candidates of any status (:func:`rank_slots`): status and held first (one byte each, and
+    they drop everyone off duty or busy), then the reach bound on the positions of the rest,
+    then the fix times of the survivors. The available (:func:`rank`): each one's fix record
+    in one gather (position and fix time share a cache line), the bound and the freshness
+    on it, then held for the survivors only.
+    """
+    if not available:
+        keep = _eligible(index, slots, now, held, fresh=False)
         slots = slots[keep]
         modes = None if modes is None else modes[keep]
-    slots, v_lat, v_lon, modes = _in_reach(index, slots, modes, lat, lon, bound)
-    fresh = (now - index.fix_ts[slots] <= index.freshness_s).nonzero()[0]
-    if len(fresh) < len(slots):
-        slots, v_lat, v_lon = slots[fresh], v_lat[fresh], v_lon[fresh]
-        if modes is not None:
-            modes = modes[fresh]
-    return slots, v_lat, v_lon, modes
+        slots, v_lat, v_lon, modes = _in_reach(index, slots, modes, lat, lon, bound)
+        fresh = (now - index.fix_ts[slots] <= index.freshness_s).nonzero()[0]
+        if len(fresh) < len(slots):
+            slots, v_lat, v_lon = slots[fresh], v_lat[fresh], v_lon[fresh]
+            if modes is not None:
+                modes = modes[fresh]
+        return slots, v_lat, v_lon, modes
+    rows = index.fixes.take(slots, axis=0)
+    planar = _planar(rows[:, FIX_LAT], rows[:, FIX_LON], lat, lon, bound.k)
+    if bound.by_mode is None:
+        ok = planar <= bound.limit  # NaN (no fix) compares False
+    else:
+        if modes is None:
+            modes = index.mode[slots]
+        ok = planar <= bound.by_mode[modes]
+    ok &= now - rows[:, FIX_TS] <= index.freshness_s
+    keep = ok.nonzero()[0]
+    if held is not None:
+        keep = keep[~held[slots[keep]]]
+    rows = rows[keep]
+    return (
+        slots[keep],
+        np.ascontiguousarray(rows[:, FIX_LAT]),
+        np.ascontiguousarray(rows[:, FIX_LON]),
+        None if modes is None else modes[keep],
+    )
 
 
 def _in_reach(
@@ -522,45 +554,54 @@ def _in_reach(
     return slots[keep], v_lat[keep], v_lon[keep], modes[keep]
 
 
+def _field(words: npt.NDArray[np.uint32], field: int) -> npt.NDArray[np.uint8]:
+    """One byte of gathered attribute words (:attr:`LiveIndex.attribute_words`): a view."""
+    return words.view(np.uint8)[field::4]
+
+
+def _ring_positions(eta: FloatArray) -> IntArray:
+    """How many ring limits each ETA (a number, not NaN) exceeds: ``np.searchsorted(
+    RING_LIMITS_S, eta, side="left")``; for many ETAs as three comparisons, four times
+    faster than a binary search per element."""
+    if len(eta) < _COMPARE_RINGS_MIN:
+        return np.searchsorted(RING_LIMITS_S, eta, side="left")
+    position = (eta > _RING_LIMITS[0]).astype(np.intp)
+    for limit in _RING_LIMITS[1:]:
+        position += eta > limit
+    return position
+
+
 def _cells_in_reach(
-    res: int, lat: float, lon: float, reach_m: float, *, now: bool = False
-) -> tuple[Cells, bool]:
-    """The cells of the index's ``grid_disk`` for ``reach_m`` (what :meth:`LiveIndex.near`
-    visits) less those surely out of reach: centre farther than the reach plus the cells'
-    radius; and whether that cut was made. The disk is a hexagon around the reach circle
-    plus two cell radii; the cut keeps about 60% of its cells and of the people in them at 5
-    minutes. The first query in a cell takes the whole disk unless ``now`` (its centres cost
-    ~250 µs, worth it for cells that recur or for a crowd)."""
-    centre = cell_of(lat, lon, res)
-    k = disk_k_for_radius(centre, reach_m)
-    disk = disk_with_centres(centre, k) if now else disk_with_centres_on_reuse(centre, k)
-    if disk is None:  # a first visit: the whole disk, as near() would take
-        return grid_disk(centre, k), False
-    bound = _reach_bound(lat, lon, reach_m + disk.cell_radius_m)
-    if bound is None:
-        return disk.cells, True
-    dy = _planar(disk.lat, disk.lon, lat, lon, bound.k)
-    return disk.cells[dy <= bound.limit], True
+    res: int, lat: float, lon: float, reaches_m: tuple[float, ...], *, now: bool = False
+) -> tuple[list[Cells], bool]:
+    """For each reach (one, or each mode's), the cells that may hold someone within it, and
+    whether the disk's centres were known.
 
-
-def _cells_in_reach_by_mode(
-    res: int, lat: float, lon: float, reaches_m: tuple[float, ...]
-) -> list[Cells] | None:
-    """For each reach (a mode's), the cells that may hold someone within it: the cells of
-    the ``grid_disk`` for the longest reach whose centre lies within that reach plus the
-    cells' radius (:func:`_cells_in_reach` for several reaches at once); ``None`` where no
-    cut can be proved (a pentagon in the disk, a reach beyond the planar bound's)."""
+    The cells of the ``grid_disk`` for the longest reach (what :meth:`LiveIndex.near` visits)
+    whose centre lies within that reach plus the cells' radius. The disk is a hexagon around
+    the reach circle plus two cell radii; the cut keeps about 60% of its cells at 5 minutes
+    for the fastest mode, far fewer for the slower ones (a walker's 530 m against a car's
+    2.9 km). The first query in a cell takes, for each reach, the whole ``grid_disk`` sized
+    for it, unless ``now`` (the disk's centres cost ~250 µs: worth it for cells that recur
+    or for a crowd); so does a disk with a pentagon.
+    """
     centre = cell_of(lat, lon, res)
-    longest = max(reaches_m)
-    disk = disk_with_centres(centre, disk_k_for_radius(centre, longest))
-    if not math.isfinite(disk.cell_radius_m):
-        return None
-    radius = math.ceil(disk.cell_radius_m / _RADIUS_STEP_M) * _RADIUS_STEP_M
-    bound = _reach_bound(lat, lon, longest + radius, tuple(r + radius for r in reaches_m))
-    if bound is None or bound.by_mode is None:
-        return None
-    dy = _planar(disk.lat, disk.lon, lat, lon, bound.k)
-    return [disk.cells[dy <= limit] for limit in bound.by_mode.tolist()]
+    ks = [disk_k_for_radius(centre, r) for r in reaches_m]
+    disk = (
+        disk_with_centres(centre, max(ks)) if now else disk_with_centres_on_reuse(centre, max(ks))
+    )
+    if disk is None:  # a first visit: each reach's whole disk, as near() would take
+        return [grid_disk(centre, k) for k in ks], False
+    if math.isfinite(disk.cell_radius_m):
+        # rounded up (a larger radius only keeps more cells), so that the cached bounds
+        # serve every disk of a region instead of one entry each
+        radius = math.ceil(disk.cell_radius_m / _RADIUS_STEP_M) * _RADIUS_STEP_M
+        longest = max(reaches_m) + radius
+        bound = _reach_bound(lat, lon, longest, tuple(r + radius for r in reaches_m))
+        if bound is not None and bound.by_mode is not None:
+            dy = _planar(disk.lat, disk.lon, lat, lon, bound.k)
+            return [disk.cells[dy <= limit] for limit in bound.by_mode.tolist()], True
+    return [grid_disk(centre, k) for k in ks], True
 
 
 def _planar(lat_a: FloatArray, lon_a: FloatArray, lat: float, lon: float, k: float) -> FloatArray:
