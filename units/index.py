@@ -1061,9 +1061,14 @@ class LiveIndex:
         """The available of mode ``m`` whose newest fix lies in one of ``cells_per_mode[m]``,
         mode after mode, as one array, and how many each mode gave (ranking's query when
         each mode has its own reach)."""
-        parts = [_joined((t,), c) for t, c in zip(self._by_mode, cells_per_mode, strict=False)]
-        counts = [len(p) for p in parts]
-        return (np.concatenate(parts) if parts else np.empty(0, dtype=np.intp)), counts
+        parts = [
+            b"".join(filter(None, map(table.get, _cell_list(cells))))
+            for table, cells in zip(self._by_mode, cells_per_mode, strict=False)
+        ]
+        itemsize = np.dtype(np.intp).itemsize
+        counts = [len(part) // itemsize for part in parts]
+        joined = b"".join(parts)
+        return (np.frombuffer(joined, dtype=np.intp) if joined else np.empty(0, np.intp)), counts
 
     def slots_in_cells(self, cells: CellArray | Sequence[int]) -> IntpArray:
         """Every slot whose newest fix lies in one of ``cells``, whatever its status: the
@@ -1129,10 +1134,14 @@ class LiveIndex:
         return _joined(tables, [int(cell)]).copy()
 
 
+def _cell_list(cells: CellArray | Sequence[int]) -> list[int]:
+    return cells.tolist() if isinstance(cells, np.ndarray) else [int(c) for c in cells]
+
+
 def _joined(tables: Sequence[_Buckets], cells: CellArray | Sequence[int]) -> IntpArray:
     """The slots of ``cells``' buckets in each of ``tables``, table after table, joined into
     one ``intp`` array."""
-    cell_list = cells.tolist() if isinstance(cells, np.ndarray) else [int(c) for c in cells]
+    cell_list = _cell_list(cells)
     # filter(None, ...) drops the cells without a bucket (None) and the empty buckets
     joined = b"".join(
         chain.from_iterable(filter(None, map(table.get, cell_list)) for table in tables)

@@ -11,15 +11,19 @@ Theory of operation
    superset, never a miss. With a model that knows each mode's reach (:class:`ReachByMode`),
    each mode's volunteers come from the cells of that mode's own reach only
    (:meth:`LiveIndex.available_by_mode`): in a town at 5 minutes, the walkers of a car's disk
-   are most of its people and nearly all out of a walker's reach.
+   are most of its people and nearly all out of a walker's reach. A disk wider than the
+   buckets of the available are many (a search widened over a whole county) takes every
+   available volunteer instead.
 2. Eligibility is one vectorised mask: status ``available`` (not ``off_duty``, not ``busy``;
    already so for step 1's candidates, tested for those of :func:`rank_slots`), a fix no
    older than the freshness limit, and no open offer or active assignment (the caller's
    ``held`` mask).
 3. With many candidates (or a model that knows each mode's reach, :class:`ReachByMode`), a
    cheap planar bound (:func:`_reach_bound`, proved conservative) drops whoever is surely
-   farther than the reach before the model pays a haversine for them; step 2 is then split
-   around it, one-byte columns (status, held) first, fix times last.
+   farther than the reach before the model pays a haversine for them. Step 2 is then done
+   around it in the order that reads the least memory (:func:`_eligible_in_reach`): for the
+   available, each one's fix record in one gather (position and fix time share a cache
+   line; :attr:`LiveIndex.fixes`), the held mask for the survivors only.
 4. The travel model gives every eligible volunteer an ETA (turnout included) in one call;
    those slower than ``max_eta_s`` drop out.
 5. ``ring_min`` is the smallest ring (1, 3, 5 minutes) whose limit the ETA fits in, ``None``
