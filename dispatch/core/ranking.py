@@ -493,23 +493,16 @@ def _eligible_in_reach(
 ) -> tuple[IntArray, FloatArray, FloatArray, ModeArray | None]:
     """Steps 2 and 3 for many candidates, in the order that reads the least memory.
 
-    Candidates of any status (:func:`rank_slots`): status and held first (one byte each, and
-    they drop everyone off duty or busy), then the reach bound on the positions of the rest,
-    then the fix times of the survivors. The available (:func:`rank`): each one's fix record
-    in one gather (position and fix time share a cache line), the bound and the freshness
-    on it, then held for the survivors only.
+    Candidates of any status (:func:`rank_slots`) are first cut to the available and not held
+    (one byte each, and they drop everyone off duty or busy). Then each one's fix record in
+    one gather (position and fix time share a cache line), the reach bound and the freshness
+    on it, and the held mask for the survivors only.
     """
     if not available:
         keep = _eligible(index, slots, now, held, fresh=False)
         slots = slots[keep]
         modes = None if modes is None else modes[keep]
-        slots, v_lat, v_lon, modes = _in_reach(index, slots, modes, lat, lon, bound)
-        fresh = (now - index.fix_ts[slots] <= index.freshness_s).nonzero()[0]
-        if len(fresh) < len(slots):
-            slots, v_lat, v_lon = slots[fresh], v_lat[fresh], v_lon[fresh]
-            if modes is not None:
-                modes = modes[fresh]
-        return slots, v_lat, v_lon, modes
+        held = None  # applied
     rows = index.fixes.take(slots, axis=0)
     planar = _planar(rows[:, FIX_LAT], rows[:, FIX_LON], lat, lon, bound.k)
     if bound.by_mode is None:
@@ -529,33 +522,6 @@ def _eligible_in_reach(
         np.ascontiguousarray(rows[:, FIX_LON]),
         None if modes is None else modes[keep],
     )
-
-
-def _in_reach(
-    index: LiveIndex,
-    slots: IntArray,
-    modes: ModeArray | None,
-    lat: float,
-    lon: float,
-    bound: _Bound,
-) -> tuple[IntArray, FloatArray, FloatArray, ModeArray | None]:
-    """Step 3: ``slots`` less those the planar ``bound`` puts surely out of reach, with the
-    positions it gathered on the way, and the modes (``modes`` if known, gathered for a
-    bound per mode).
-
-    Worth it for many candidates, or when the model knows each mode's reach; for a few
-    hundred it costs more (ten numpy calls) than the travel times it saves.
-    """
-    v_lat = index.lat[slots]
-    v_lon = index.lon[slots]
-    dy = _planar(v_lat, v_lon, lat, lon, bound.k)
-    if bound.by_mode is None:
-        keep = (dy <= bound.limit).nonzero()[0]  # NaN (no fix) compares False
-        return slots[keep], v_lat[keep], v_lon[keep], None if modes is None else modes[keep]
-    if modes is None:
-        modes = index.mode[slots]
-    keep = (dy <= bound.by_mode[modes]).nonzero()[0]
-    return slots[keep], v_lat[keep], v_lon[keep], modes[keep]
 
 
 def _field(words: npt.NDArray[np.uint32], field: int) -> npt.NDArray[np.uint8]:
