@@ -20,10 +20,11 @@ mode's table (four), everyone else (``off_duty``, ``busy``) in a fifth. Only the
 can ever make a candidate, and at any hour most of the county's 13,556 volunteers are off
 duty: a search widened to 15 or 30 minutes covers the whole county, and ranking then gathers
 the few thousand on duty instead of everyone (:meth:`LiveIndex.available_in_cells`, four
-lookups per cell). And in a crowd, ranking takes each mode's volunteers only from the cells
-of that mode's own reach (:meth:`LiveIndex.available_by_mode`; at 5 minutes a walker reaches
-530 m, a car 2.9 km), not every walker in a car's disk. A change of status across that line,
-or of mode, moves the slot between the tables by the same swap-remove, O(1).
+lookups per cell). And ranking takes each mode's volunteers only from the cells of that
+mode's own reach (:meth:`LiveIndex.available_by_mode`; at 5 minutes a walker reaches 530 m,
+a car 2.9 km), not every walker in a car's disk. A change of status across that line, or of
+mode, moves the slot between the tables by the same swap-remove, O(1). The price: a query
+over every status in a disk (:meth:`LiveIndex.near`) looks each cell up five times.
 
 **Records.** Ranking reads, for candidates scattered over the whole index, each one's
 position and fix time, then its situation, roles and teams. So those columns are not stored
