@@ -16,7 +16,18 @@ from dispatch.errors import CoordinateError, InvalidInput, NotFound
 from geo.cells import LIVE_RES
 from geo.modes import Mode
 from geo.travel import Situation, haversine_m
-from units.index import FixOutcome, LiveIndex, _safe_ellipse
+from units.index import (
+    ATTR_ROLES,
+    ATTR_SITUATION,
+    ATTR_STATUS,
+    ATTR_TEAMS,
+    FIX_LAT,
+    FIX_LON,
+    FIX_TS,
+    FixOutcome,
+    LiveIndex,
+    _safe_ellipse,
+)
 from units.vocab import Role, Status, Team, mask_of
 
 NOW = 1_790_000_000.0  # 2026-09-21, an arbitrary injected "now"
@@ -400,6 +411,34 @@ def test_column_views_are_read_only() -> None:
         index.lat[0] = 1.0
     with pytest.raises(ValueError, match="read-only"):
         index.status[0] = 0
+
+
+def test_records_are_the_columns_side_by_side_and_survive_growth() -> None:
+    index = LiveIndex(capacity=1)
+    for i in range(3):  # grows twice
+        index.add(f"v{i}", mode=Mode.BIKE, roles=i + 1, teams=2 * i, status=Status.AVAILABLE)
+        index.set_situation(i, Situation.HOME)
+        index.update(i, 37.3 + i / 100, 116.0, NOW - i, NOW, accuracy_m=5.0 + i)
+    index.set_status(1, Status.BUSY)
+    fixes, attributes = index.fixes, index.attributes
+    assert fixes.shape == (3, 4)
+    assert attributes.shape == (3, 4)
+    np.testing.assert_array_equal(fixes[:, FIX_LAT], index.lat)
+    np.testing.assert_array_equal(fixes[:, FIX_LON], index.lon)
+    np.testing.assert_array_equal(fixes[:, FIX_TS], index.fix_ts)
+    np.testing.assert_array_equal(fixes[:, 3], index.accuracy_m)
+    np.testing.assert_array_equal(attributes[:, ATTR_STATUS], [0, Status.BUSY, 0])
+    np.testing.assert_array_equal(attributes[:, ATTR_SITUATION], [Situation.HOME] * 3)
+    np.testing.assert_array_equal(attributes[:, ATTR_ROLES], [1, 2, 3])
+    np.testing.assert_array_equal(attributes[:, ATTR_TEAMS], [0, 2, 4])
+    words = index.attribute_words
+    np.testing.assert_array_equal(words.view(np.uint8).reshape(-1, 4), attributes)
+    index.add("v3", mode=Mode.WALK, roles=9)  # a fourth: the word view follows the length
+    assert len(index.attribute_words) == 4
+    assert index.attribute_words.view(np.uint8).reshape(-1, 4)[3, ATTR_ROLES] == 9
+    for record in (index.fixes, index.attributes, index.attribute_words):
+        with pytest.raises(ValueError, match="read-only"):
+            record[0] = 0
 
 
 def test_constructor_arguments() -> None:
