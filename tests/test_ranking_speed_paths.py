@@ -346,16 +346,35 @@ def test_equal_etas_go_to_the_nearest_unit_then_the_id_and_no_unit_is_not_a_unit
     assert [index.ids[s] for s in no_unit.slots] == ["a", "b", "c", "d", "e"]
 
 
-def test_order_sorts_etas_within_a_whisker_exactly() -> None:
-    """ETAs closer than the float key's resolution still come out in ETA order."""
+@contextmanager
+def packed_from(threshold: int | None) -> Iterator[None]:
+    """Within: the order is a sort of packed keys from ``threshold`` candidates (``None``: as
+    tuned, so never for the few of these tests; 0: always)."""
+    saved = ranking._PACKED_MIN
+    if threshold is not None:
+        ranking._PACKED_MIN = threshold  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        ranking._PACKED_MIN = saved  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("packed", [None, 0], ids=["float-key", "packed"])
+def test_order_sorts_etas_within_a_whisker_exactly(packed: int | None) -> None:
+    """ETAs closer than the key's resolution still come out in ETA order."""
     eta = np.array([100.0, np.nextafter(100.0, 200.0), 100.0, np.nextafter(100.0, 0.0)])
+    eta = np.concatenate((eta, eta * (1 + 1e-10), [0.0, -0.0]))
     position = np.searchsorted(ranking.RING_LIMITS_S, eta)
-    skilled = np.zeros(4, dtype=np.bool_)
+    skilled = np.zeros(len(eta), dtype=np.bool_)
     index = LiveIndex()
-    for i in range(4):
-        index.add(f"v{3 - i}", mode=Mode.WALK)
-    order = ranking._order(position, skilled, eta, np.arange(4), index, -1)
-    assert order.tolist() == [3, 2, 0, 1]  # the two equal ETAs by id: v1 (slot 2), v3 (slot 0)
+    for i in range(len(eta)):
+        index.add(f"v{len(eta) - 1 - i}", mode=Mode.WALK)
+    with packed_from(packed):
+        order = ranking._order(position, skilled, eta, np.arange(len(eta)), index, -1)
+    # equal ETAs by id: 0.0 and -0.0 (v0, v1), then 100.0 (v7 in slot 2, v9 in slot 0)
+    assert order[:2].tolist() == [9, 8]
+    assert order[2:6].tolist() == [3, 2, 0, 1]
+    assert order[6:].tolist() == [7, 6, 4, 5]
 
 
 @settings(max_examples=200, deadline=None)
@@ -370,8 +389,9 @@ def test_order_sorts_etas_within_a_whisker_exactly() -> None:
     units=st.lists(st.integers(-1, 2), min_size=30, max_size=30),
     nearest_unit=st.integers(-1, 2),
 )
+@pytest.mark.parametrize("packed", [None, 0], ids=["float-key", "packed"])
 def test_order_equals_lexsort_for_any_etas(
-    etas: list[float], skilled_bits: int, units: list[int], nearest_unit: int
+    packed: int | None, etas: list[float], skilled_bits: int, units: list[int], nearest_unit: int
 ) -> None:
     """Whatever the times (a model's, a widened horizon's, even negative ones)."""
     n = len(etas)
@@ -385,7 +405,8 @@ def test_order_equals_lexsort_for_any_etas(
     ids = np.array(index.ids)
     home = index.unit == nearest_unit if nearest_unit >= 0 else np.zeros(n, dtype=np.bool_)
     expected = np.lexsort((ids, ~home, eta, ~skilled, position))
-    got = ranking._order(position, skilled, eta, slots, index, nearest_unit)
+    with packed_from(packed):
+        got = ranking._order(position, skilled, eta, slots, index, nearest_unit)
     assert got.tolist() == expected.tolist()
 
 
