@@ -692,54 +692,49 @@ def _order(
         ids = np.array([index.ids[s] for s in slots.tolist()])
         return np.lexsort((ids, ~home, eta, ~skilled, position))
     if len(eta) >= _PACKED_MIN and lowest >= 0.0 and len(eta) <= _PACKED_INDEX:
-        return _packed_order(position, skilled, eta, slots, index, nearest_unit)
-    scale = 2.0 ** math.frexp(4.0 * span)[1]
-    key = position.astype(np.float64)
-    key *= 2.0
-    key += ~skilled
-    key *= scale
-    key += eta
-    order = np.argsort(key)
-    sorted_key = key[order]
-    tie = (sorted_key[1:] == sorted_key[:-1]).nonzero()[0]
+        order, tie = _packed_order(position, skilled, eta)
+    else:
+        scale = 2.0 ** math.frexp(4.0 * span)[1]
+        key = position.astype(np.float64)
+        key *= 2.0
+        key += ~skilled
+        key *= scale
+        key += eta
+        order = np.argsort(key)
+        sorted_key = key[order]
+        tie = (sorted_key[1:] == sorted_key[:-1]).nonzero()[0]
     if len(tie):
         _break_ties(order, tie, eta, slots, index, nearest_unit)
     return order
 
 
 def _packed_order(
-    position: IntArray,
-    skilled: npt.NDArray[np.bool_],
-    eta: FloatArray,
-    slots: IntArray,
-    index: LiveIndex,
-    nearest_unit: int,
-) -> IntArray:
-    """:func:`_order` for many times, none negative: a sort of values, not an argsort.
+    position: IntArray, skilled: npt.NDArray[np.bool_], eta: FloatArray
+) -> tuple[IntArray, IntArray]:
+    """:func:`_order`'s permutation by key for many times, none negative, and where equal
+    keys sit in it (``tie``: every ``i`` where ``order[i]`` and ``order[i + 1]`` tie).
 
-    numpy sorts 64-bit values three times faster than it argsorts them (SIMD), so each
-    candidate's key and its position are packed into one ``int64``: 3 bits of group (ring
-    position, not skilled), the top 40 bits of the ETA's IEEE pattern (non-negative doubles
-    order as their bit patterns; ``+ 0.0`` turns a ``-0.0`` into ``0.0``), then 20 bits of
-    position. The ETA keeps 29 bits of mantissa, so times within ~2e-9 of each other share a
-    key; every run of equal keys is then put in exact (ETA, nearest unit, id) order.
+    A sort of values, not an argsort: numpy sorts 64-bit values three times faster than it
+    argsorts them (SIMD). So each candidate's key and its position are packed into one
+    ``int64``: 3 bits of group (ring position, not skilled), the top 40 bits of the ETA's
+    IEEE pattern (non-negative doubles order as their bit patterns; ``+ 0.0`` turns a
+    ``-0.0`` into ``0.0``), then 20 bits of position. The ETA keeps 29 bits of mantissa, so
+    times within ~2e-9 of each other share a key, and the caller puts every run of equal
+    keys in exact order.
     """
-    n = len(eta)
-    bits = (eta + 0.0).view(np.int64) >> (_ETA_DROPPED_BITS)
+    bits = (eta + 0.0).view(np.int64) >> _ETA_DROPPED_BITS
     key = position.astype(np.int64)
     key <<= 1
     key += ~skilled
     key <<= 63 - _ETA_DROPPED_BITS
     key |= bits
     packed = key << _PACKED_INDEX_BITS
-    packed |= np.arange(n, dtype=np.int64)
+    packed |= np.arange(len(eta), dtype=np.int64)
     packed.sort()
     order: IntArray = (packed & (_PACKED_INDEX - 1)).astype(np.intp)
     packed >>= _PACKED_INDEX_BITS
-    tie = (packed[1:] == packed[:-1]).nonzero()[0]
-    if len(tie):
-        _break_ties(order, tie, eta, slots, index, nearest_unit)
-    return order
+    tie: IntArray = (packed[1:] == packed[:-1]).nonzero()[0]
+    return order, tie
 
 
 def _break_ties(
