@@ -855,13 +855,11 @@ def run_site(options: SiteOptions, *, out: TextIO = sys.stdout) -> Path:
 
 
 def _site_row(demand: Demand, j: int) -> dict[str, object]:
-    t = int(demand.township[j])
+    """Village ``j`` as a candidate site: its columns, ``id`` named ``village_id``."""
+    village = _village(demand, j)
     return {
-        "village_id": demand.ids[j],
-        "name": demand.names[j],
-        "township": demand.township_names[t],
-        "township_pinyin": demand.township_labels[t],
-        "population": int(demand.population[j]),
+        "village_id": village.pop("id"),
+        **village,
         "lat": float(demand.lat[j]),
         "lon": float(demand.lon[j]),
     }

@@ -682,10 +682,10 @@ class LiveIndex:
         """:attr:`attributes` with each record as one 4-byte word, shape ``(len(self),)``:
         ``attribute_words.take(slots).view(np.uint8).reshape(-1, 4)`` gathers the records of
         ``slots`` in one pass. Read-only."""
-        words = self._views.get("_words") if self._views_n == self._n else None
+        attributes = self.attributes  # first: it renews the cache when the length changed
+        words = self._views.get("_words")
         if words is None:
-            words = self.attributes.view(np.uint32).reshape(-1)
-            self._views["_words"] = words
+            words = self._views["_words"] = attributes.view(np.uint32).reshape(-1)
         return words
 
     @property
@@ -1053,8 +1053,7 @@ class LiveIndex:
 
     def available_everywhere(self) -> IntpArray:
         """Every slot with status ``available`` and a fix, one bucket after another."""
-        joined = b"".join(chain.from_iterable(t.values() for t in self._by_mode))
-        return np.frombuffer(joined, dtype=np.intp) if joined else np.empty(0, dtype=np.intp)
+        return _slots(b"".join(chain.from_iterable(t.values() for t in self._by_mode)))
 
     def available_by_mode(
         self, cells_per_mode: Sequence[CellArray | Sequence[int]]
@@ -1068,8 +1067,7 @@ class LiveIndex:
         ]
         itemsize = np.dtype(np.intp).itemsize
         counts = [len(part) // itemsize for part in parts]
-        joined = b"".join(parts)
-        return (np.frombuffer(joined, dtype=np.intp) if joined else np.empty(0, np.intp)), counts
+        return _slots(b"".join(parts)), counts
 
     def slots_in_cells(self, cells: CellArray | Sequence[int]) -> IntpArray:
         """Every slot whose newest fix lies in one of ``cells``, whatever its status: the
@@ -1144,9 +1142,11 @@ def _joined(tables: Sequence[_Buckets], cells: CellArray | Sequence[int]) -> Int
     one ``intp`` array."""
     cell_list = _cell_list(cells)
     # filter(None, ...) drops the cells without a bucket (None) and the empty buckets
-    joined = b"".join(
-        chain.from_iterable(filter(None, map(table.get, cell_list)) for table in tables)
+    return _slots(
+        b"".join(chain.from_iterable(filter(None, map(table.get, cell_list)) for table in tables))
     )
-    if not joined:
-        return np.empty(0, dtype=np.intp)
-    return np.frombuffer(joined, dtype=np.intp)
+
+
+def _slots(joined: bytes) -> IntpArray:
+    """Joined bucket buffers as an ``intp`` array (read-only, a view of the bytes)."""
+    return np.frombuffer(joined, dtype=np.intp) if joined else np.empty(0, dtype=np.intp)

@@ -471,17 +471,14 @@ def _eligible(
     :meth:`LiveIndex.fresh_available`'s rule without its range check (the slots come from
     the index), and the ``held`` mask; without the freshness test when ``fresh`` is false,
     without the status test when the slots are known to be ``available``."""
-    eligible: npt.NDArray[np.bool_] | None = None
-    if not available:
+    if available:
+        eligible = np.ones(len(slots), dtype=np.bool_)
+    else:
         eligible = index.status[slots] == _AVAILABLE
     if fresh:
-        recent = now - index.fix_ts[slots] <= index.freshness_s  # NaN (no fix): False
-        eligible = recent if eligible is None else eligible & recent
+        eligible &= now - index.fix_ts[slots] <= index.freshness_s  # NaN (no fix): False
     if held is not None:
-        free = ~held[slots]
-        eligible = free if eligible is None else eligible & free
-    if eligible is None:
-        return np.arange(len(slots))
+        eligible &= ~held[slots]
     keep: IntArray = eligible.nonzero()[0]
     return keep
 
